@@ -1,0 +1,152 @@
+"""Parameter domains as they appear in a Round: float, int, categorical, conditional."""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from .common import SCALAR_SCHEMA, Model, Scalar
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+PARAMETER_RULES = [
+    {
+        "rule": "self.type == 'categorical' || (has(self.min) && has(self.max))",
+        "message": "float and int parameters need both min and max",
+        "fieldPath": ".min",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.min) || !has(self.max) || self.min < self.max",
+        "message": "min must be less than max",
+        "fieldPath": ".min",
+    },
+    {
+        "rule": "!has(self.log) || !self.log || (has(self.min) && self.min > 0.0)",
+        "message": "a log domain needs min > 0",
+        "fieldPath": ".min",
+    },
+    {
+        "rule": "self.type != 'categorical' || (has(self.choices) && size(self.choices) > 0)",
+        "message": "a categorical parameter needs at least one choice",
+        "fieldPath": ".choices",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "self.type == 'categorical' || !has(self.choices)",
+        "message": "choices belong to categorical parameters only; use min and max for float and int",
+        "fieldPath": ".choices",
+    },
+    {
+        "rule": "self.type != 'categorical' || (!has(self.min) && !has(self.max) && !has(self.log) && !has(self.step))",
+        "message": "a categorical parameter takes choices, not min, max, log or step",
+        "fieldPath": ".type",
+    },
+    {
+        "rule": "!has(self.choices) || self.choices.all(c, self.choices.filter(d, string(d) == string(c)).size() == 1)",
+        "message": "choices must be unique (trials read them as text, so 1 and \"1\" are the same choice)",
+        "fieldPath": ".choices",
+        "reason": "FieldValueDuplicate",
+    },
+    {
+        "rule": "!has(self.step) || !has(self.log) || !self.log || (self.type == 'int' && self.step == 1.0)",
+        "message": "a log domain cannot have a step (except step 1 for int)",
+        "fieldPath": ".step",
+    },
+]
+
+
+class ParameterCondition(Model):
+    """Makes a parameter exist only when another one takes one of the given values."""
+
+    parameter: str = Field(
+        pattern=NAME_PATTERN, max_length=63, description="Name of the parameter this one depends on."
+    )
+    values: list[Any] = Field(
+        min_length=1,
+        max_length=64,
+        description="The parameter exists only when `parameter` takes one of these values.",
+        json_schema_extra={"items": SCALAR_SCHEMA},
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _scalars(cls, v: list[Any]) -> list[Any]:
+        return [_scalar(x, "values") for x in v]
+
+
+class Parameter(Model):
+    """One hyperparameter and its domain."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": PARAMETER_RULES})
+
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=63,
+        description="Name of the hyperparameter, as the training code reads it (letters, digits, underscore).",
+    )
+    type: Literal["float", "int", "categorical"] = Field(
+        description="Domain kind: float (min, max, log, step), int (min, max, step, log) or categorical (choices)."
+    )
+    min: float | None = Field(default=None, description="Lower bound, inclusive (float and int).")
+    max: float | None = Field(default=None, description="Upper bound, inclusive (float and int).")
+    log: bool | None = Field(
+        default=None, description="Sample uniformly in log space; needs min > 0. Typical for learning rates."
+    )
+    step: float | None = Field(
+        default=None,
+        gt=0,
+        description="Discretization step from min (int defaults to 1; float is continuous without it).",
+    )
+    choices: list[Any] | None = Field(
+        default=None,
+        max_length=64,
+        description="Values of a categorical parameter (strings, numbers or booleans), unique.",
+        json_schema_extra={"items": SCALAR_SCHEMA},
+    )
+    when: ParameterCondition | None = Field(
+        default=None,
+        description="Makes this parameter conditional: it exists only when another parameter has one of the given values.",
+    )
+
+    @field_validator("choices")
+    @classmethod
+    def _choice_scalars(cls, v: list[Any] | None) -> list[Any] | None:
+        return None if v is None else [_scalar(x, "choices") for x in v]
+
+    @model_validator(mode="after")
+    def _int_bounds(self) -> "Parameter":
+        if self.type == "int":
+            for field in ("min", "max", "step"):
+                value = getattr(self, field)
+                if value is not None and not float(value).is_integer():
+                    raise ValueError(f"{field}: an int parameter needs a whole number, got {value}")
+        for field in ("min", "max"):
+            value = getattr(self, field)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{field}: must be a finite number, got {value}")
+        return self
+
+
+def _scalar(value: Any, field: str) -> Scalar:
+    if isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number")
+        return value
+    raise ValueError(f"{value!r} is not a string, number or boolean")
+
+
+def check_scalar_map(values: dict[str, Any], field: str) -> dict[str, Scalar]:
+    """Check that a map of parameter values holds only scalars with valid names."""
+    import re
+
+    out: dict[str, Scalar] = {}
+    for key, value in values.items():
+        if not re.match(NAME_PATTERN, key):
+            raise ValueError(f"{key}: parameter names use letters, digits and underscore")
+        try:
+            out[key] = _scalar(value, key)
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from None
+    return out

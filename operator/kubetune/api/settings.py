@@ -1,0 +1,117 @@
+"""Round settings that a Study can default: algorithm, budget, early stopping, re-runs."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from .common import Model
+
+ALGORITHMS = ("sobol", "random", "grid", "tpe", "gp", "cmaes")
+STOPPING_RULES = ("none", "median", "curvefit")
+
+
+class Algorithm(Model):
+    """How the Round chooses the next configuration."""
+
+    name: Literal["sobol", "random", "grid", "tpe", "gp", "cmaes"] = Field(
+        default="sobol",
+        description=(
+            "Search algorithm: sobol (quasi-random, the default for exploration), random, grid, "
+            "tpe, gp (Bayesian optimization) or cmaes."
+        ),
+    )
+    seed: int | None = Field(
+        default=None, ge=0, description="Seed of the sampler; the same seed and trials give the same suggestions."
+    )
+    startup_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="Bayesian algorithms (tpe, gp, cmaes) start with this many quasi-random trials (default 10).",
+    )
+
+
+BUDGET_RULES = [
+    {
+        "rule": "!has(self.parallelism) || !has(self.maxTrials) || self.parallelism <= self.maxTrials",
+        "message": "parallelism cannot exceed maxTrials",
+        "fieldPath": ".parallelism",
+    }
+]
+
+
+class Budget(Model):
+    """How much the Round may spend."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": BUDGET_RULES})
+
+    max_trials: int | None = Field(
+        default=None, ge=1, le=10000, description="Number of search trials to run (default 20)."
+    )
+    parallelism: int | None = Field(
+        default=None, ge=1, le=1000, description="Trials running at the same time (default 2)."
+    )
+    max_failed_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="The Round fails and creates no more trials once this many trials failed (default 3). Infeasible trials do not count.",
+    )
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Times a trial whose pod was evicted or preempted is started again before it counts as failed (default 3).",
+    )
+
+
+class EarlyStopping(Model):
+    """Stop trials that are very unlikely to matter, and save their GPU hours."""
+
+    rule: Literal["none", "median", "curvefit"] = Field(
+        default="none",
+        description=(
+            "none; median (stop a trial whose best value so far is worse than the median of the other "
+            "trials' running averages at the same step); curvefit (extrapolate the curve to maxSteps and "
+            "stop when beating the best finished trial is very unlikely)."
+        ),
+    )
+    start_step: int | None = Field(
+        default=None, ge=0, description="No trial is stopped before it reports this step (default: 10% of maxSteps)."
+    )
+    min_trials: int | None = Field(
+        default=None,
+        ge=1,
+        description="Trials that must have reached the step (median) or finished (curvefit) before any stop (default 3).",
+    )
+    interval: int | None = Field(
+        default=None, ge=1, description="Evaluate the rule at most every this many steps (default 1)."
+    )
+    probability: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="curvefit: stop when the probability to beat the best finished value falls below this (default 0.05).",
+    )
+    margin: float | None = Field(
+        default=None,
+        ge=0,
+        description="curvefit: relative margin a trial must beat the best by to count as better (default 0).",
+    )
+
+
+class Reruns(Model):
+    """Run the top configurations again with new seeds, to measure trial-to-trial variance."""
+
+    top_k: int = Field(default=1, ge=1, le=20, description="How many of the best configurations to re-run.")
+    seeds: int = Field(default=3, ge=1, le=50, description="New seeds per configuration.")
+    include_baseline: bool = Field(
+        default=True, description="Re-run the Study's baseline as often, so the winner is compared on equal terms."
+    )
+
+
+class RoundDefaults(Model):
+    """Defaults for every Round of a Study; a Round's own settings override them field by field."""
+
+    algorithm: Algorithm | None = Field(default=None, description="Default search algorithm.")
+    budget: Budget | None = Field(default=None, description="Default budget.")
+    early_stopping: EarlyStopping | None = Field(default=None, description="Default early-stopping rule.")

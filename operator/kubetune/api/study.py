@@ -1,0 +1,153 @@
+"""Study: one training pipeline tuned over many rounds."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, Scalar
+from .parameters import check_scalar_map
+from .settings import RoundDefaults
+
+METRIC_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class Objective(Model):
+    """The metric the Study optimizes."""
+
+    metric: str = Field(
+        pattern=METRIC_PATTERN,
+        max_length=63,
+        description="Name of the metric the trials report and the Round optimizes, e.g. val_loss.",
+    )
+    goal: Literal["minimize", "maximize"] = Field(description="minimize or maximize the metric.")
+    additional_metrics: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Other metrics to record for each trial (shown in status and the report).",
+        json_schema_extra={"items": {"type": "string", "pattern": METRIC_PATTERN}},
+    )
+
+
+class TemplateMeta(Model):
+    """Labels and annotations for trial pods."""
+
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every trial pod.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations added to every trial pod (e.g. Kueue queue names)."
+    )
+
+
+class TrialTemplate(Model):
+    """The pod every trial runs: parameters arrive as environment variables, never through a shell."""
+
+    metadata: TemplateMeta = Field(default_factory=TemplateMeta, description="Labels and annotations of trial pods.")
+    spec: dict[str, Any] = Field(
+        description=(
+            "A Kubernetes PodSpec, passed through untouched (resources such as nvidia.com/gpu, node "
+            "selectors, tolerations, priority class). kubetune sets restartPolicy Never and adds env vars."
+        ),
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"},
+    )
+    container: str | None = Field(
+        default=None, description="Name of the container that trains; default: the first container."
+    )
+
+    @field_validator("spec")
+    @classmethod
+    def _has_container(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        containers = spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("containers: a trial template needs at least one container")
+        for i, c in enumerate(containers):
+            if not isinstance(c, dict) or not c.get("name") or not c.get("image"):
+                raise ValueError(f"containers[{i}]: every container needs a name and an image")
+        return spec
+
+
+class StudySpec(Model):
+    """What is tuned and how each trial runs."""
+
+    objective: Objective = Field(description="The metric to optimize and its direction.")
+    max_steps: int = Field(
+        ge=1,
+        description="The last step a training run reports; curve fitting extrapolates to it.",
+    )
+    template: TrialTemplate = Field(description="Pod template of every trial of the Study.")
+    baseline: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The current best-known configuration: every parameter a Round does not tune takes this value.",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    round_defaults: RoundDefaults = Field(
+        default_factory=RoundDefaults, description="Defaults for the Study's Rounds."
+    )
+    auto_adopt: bool = Field(
+        default=False,
+        description="Adopt a Round's recommended configuration as the new baseline without a person deciding.",
+    )
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_scalars(cls, v: dict[str, Any]) -> dict[str, Scalar]:
+        return check_scalar_map(v, "baseline")
+
+
+class Adoption(Model):
+    """A configuration adopted as the new baseline."""
+
+    round: str = Field(description="Round whose result was adopted.")
+    trial: str | None = Field(default=None, description="Trial whose configuration was adopted.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The configuration adopted.",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    evidence: str = Field(default="", description="Why: the recommendation and its statistics.")
+    time: str = Field(description="When it was adopted.")
+
+
+class RoundSummary(Model):
+    """One Round of the Study at a glance."""
+
+    name: str = Field(description="Round name.")
+    phase: str = Field(default="", description="Round phase.")
+    best_value: float | None = Field(default=None, description="Best objective value of the Round.")
+
+
+class StudyStatus(Model):
+    """What the operator observed about the Study."""
+
+    observed_generation: int | None = Field(default=None, description="The generation this status describes.")
+    baseline: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The baseline in force: spec.baseline updated by adopted configurations.",
+        json_schema_extra={"additionalProperties": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    adopted: list[Adoption] = Field(default_factory=list, description="History of adopted configurations.")
+    rounds: list[RoundSummary] = Field(default_factory=list, description="The Study's Rounds.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Observations: Ready.", json_schema_extra=CONDITIONS_EXTRA
+    )
+
+
+class Study(Model):
+    KIND: ClassVar[str] = "Study"
+    PLURAL: ClassVar[str] = "studies"
+    SHORT_NAMES: ClassVar[list[str]] = ["kts"]
+    PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]] = [
+        {"name": "Metric", "type": "string", "jsonPath": ".spec.objective.metric"},
+        {"name": "Goal", "type": "string", "jsonPath": ".spec.objective.goal"},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type=='Ready')].status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    DESCRIPTION: ClassVar[str] = (
+        "A Study is one training pipeline tuned over many Rounds: the objective, the trial pod "
+        "template and the baseline configuration."
+    )
+
+    api_version: str = "kubetune.io/v1alpha1"
+    kind: str = "Study"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: StudySpec = Field(description="What is tuned and how each trial runs.")
+    status: StudyStatus = Field(default_factory=StudyStatus, description="Written by the operator.")

@@ -1,0 +1,173 @@
+"""Check a manifest the way the API server will: the CRD schema, its CEL rules, then the models.
+
+`kubetune run` and `kubetune validate` use this so that a bad manifest gets the same
+message on a laptop as from `kubectl apply`; the tests use it to prove that the
+generated CRDs refuse what they must.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import celpy
+import jsonschema
+import pydantic
+
+from . import RESOURCES
+from .common import API_VERSION, Model
+from .crdgen import openapi_schema
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InvalidManifest(ValueError):
+    def __init__(self, kind: str, name: str, problems: list[Problem]):
+        self.kind, self.name, self.problems = kind, name, problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{kind} {name!r} is invalid:\n{lines}")
+
+
+_MODELS: dict[str, type[Model]] = {m.KIND: m for m in RESOURCES}  # type: ignore[attr-defined]
+
+
+def _as_jsonschema(node: Any) -> Any:
+    """The structural schema as draft-2020 JSON Schema with Kubernetes' semantics:
+    unknown fields are errors (kubectl's strict field validation), preserved ones are not."""
+    if isinstance(node, list):
+        return [_as_jsonschema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _as_jsonschema(v) for k, v in node.items() if not k.startswith("x-kubernetes-") and k != "default"}
+    if node.get("exclusiveMinimum") is True:
+        out["exclusiveMinimum"] = out.pop("minimum")
+    if node.get("exclusiveMaximum") is True:
+        out["exclusiveMaximum"] = out.pop("maximum")
+    if node.get("nullable"):
+        out.pop("nullable")
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+    if "properties" in node and "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def _schemas(kind: str) -> tuple[dict[str, Any], jsonschema.protocols.Validator]:
+    schema = openapi_schema(_MODELS[kind])
+    validator_cls = jsonschema.validators.validator_for({"$schema": "https://json-schema.org/draft/2020-12/schema"})
+    return schema, validator_cls(_as_jsonschema(schema))
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _typed(schema: dict[str, Any], data: Any) -> Any:
+    """Data with numbers typed as the schema says, as the API server hands them to CEL."""
+    t = schema.get("type")
+    if t == "number" and isinstance(data, (int, float)) and not isinstance(data, bool):
+        return float(data)
+    if isinstance(data, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            k: _typed(props.get(k, extra if isinstance(extra, dict) else {}), v) for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_typed(schema.get("items", {}), x) for x in data]
+    return data
+
+
+@functools.cache
+def _program(rule: str) -> Any:
+    env = celpy.Environment()
+    return env.program(env.compile(rule))
+
+
+def extension_problems(schema: dict[str, Any], data: Any, path: str = "") -> list[Problem]:
+    """What the API server checks beyond JSON Schema: CEL rules (x-kubernetes-validations)
+    and unique keys of map-type lists."""
+    problems: list[Problem] = []
+    if isinstance(data, list) and schema.get("x-kubernetes-list-type") == "map":
+        keys = schema.get("x-kubernetes-list-map-keys", [])
+        seen: set[tuple[Any, ...]] = set()
+        for i, item in enumerate(data):
+            key = tuple(item.get(k) for k in keys) if isinstance(item, dict) else (item,)
+            if key in seen:
+                problems.append(Problem(f"{path}[{i}]", f"Duplicate value: {dict(zip(keys, key))}"))
+            seen.add(key)
+    if isinstance(data, dict):
+        for rule in schema.get("x-kubernetes-validations", []):
+            try:
+                ok = bool(_program(rule["rule"]).evaluate({"self": celpy.json_to_cel(_typed(schema, data))}))
+            except celpy.CELEvalError as e:  # a rule that cannot evaluate is a refusal on a real server too
+                ok, rule = False, {**rule, "message": f"{rule['message']} (rule error: {e.args[0]})"}
+            if not ok:
+                problems.append(Problem(path + rule.get("fieldPath", ""), rule["message"]))
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in data.items():
+            sub = props.get(key) or (extra if isinstance(extra, dict) else None)
+            if sub:
+                problems += extension_problems(sub, value, f"{path}.{key}" if path else key)
+    elif isinstance(data, list) and "items" in schema:
+        for i, value in enumerate(data):
+            problems += extension_problems(schema["items"], value, f"{path}[{i}]")
+    return problems
+
+
+def problems(manifest: Any) -> list[Problem]:
+    """Everything wrong with a manifest, each with the path of the field at fault."""
+    if not isinstance(manifest, dict):
+        return [Problem("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")]
+    kind = manifest.get("kind")
+    if manifest.get("apiVersion") != API_VERSION:
+        return [Problem("apiVersion", f"expected {API_VERSION}, got {manifest.get('apiVersion')!r}")]
+    if kind not in _MODELS:
+        return [Problem("kind", f"expected one of {sorted(_MODELS)}, got {kind!r}")]
+    if not (manifest.get("metadata") or {}).get("name"):
+        return [Problem("metadata.name", "every object needs a name")]
+    schema, validator = _schemas(kind)
+    found = [
+        Problem(_path(e.absolute_path), e.message)
+        for e in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if found:
+        return found
+    found = extension_problems(schema, manifest)
+    if found:
+        return found
+    try:
+        _MODELS[kind].model_validate(manifest)
+    except pydantic.ValidationError as e:
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            path = _path(err["loc"])
+            relative = re.match(r"^([A-Za-z_][\w.\[\]]*): (.*)$", msg, re.S)
+            if relative:  # a validator named the field inside the object it checks
+                path, msg = f"{path}.{relative.group(1)}" if path else relative.group(1), relative.group(2)
+            found.append(Problem(path, msg))
+    return found
+
+
+def parse(manifest: dict[str, Any]) -> Model:
+    """The typed object, or InvalidManifest listing every problem."""
+    found = problems(manifest)
+    if found:
+        meta = manifest.get("metadata") if isinstance(manifest, dict) else None
+        name = meta.get("name", "?") if isinstance(meta, dict) else "?"
+        kind = manifest.get("kind", "object") if isinstance(manifest, dict) else "object"
+        raise InvalidManifest(str(kind), str(name), found)
+    return _MODELS[manifest["kind"]].model_validate(manifest)

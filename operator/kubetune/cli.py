@@ -1,0 +1,113 @@
+"""The `kubetune` command."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from .api.crdgen import render_all
+
+    rendered = render_all()
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in rendered.items():
+            (out / name).write_text(text)
+            print(f"wrote {out / name}")
+    else:
+        sys.stdout.write("---\n".join(rendered.values()))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .api.validation import problems
+    from .manifests import ManifestError, load_documents
+
+    try:
+        docs = load_documents(args.paths)
+    except ManifestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bad = 0
+    for path, doc in docs:
+        found = problems(doc)
+        kind = doc.get("kind", "?") if isinstance(doc, dict) else "?"
+        name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc, dict) else "?"
+        if found:
+            bad += 1
+            print(f"{path}: {kind} {name!r} is invalid:")
+            for p in found:
+                print(f"  - {p}")
+        else:
+            print(f"{path}: {kind} {name!r} is valid")
+    return 1 if bad else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .local.runner import run_cli
+
+    return run_cli(args)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from .operator_main import main as operator_main
+
+    return operator_main(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report.cli import report_cli
+
+    return report_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetune", description="Hyperparameter tuning, the whole process.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a Round on this machine, no cluster needed")
+    p.add_argument("paths", nargs="+", help="Study and Round manifests (files or directories)")
+    p.add_argument("--round", help="which Round to run when the files hold several")
+    p.add_argument("--output", "-o", help="where state, results and the report go (default: ./kubetune-runs/<round>)")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between metric scrapes (default 0.5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; one line per finished trial")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("validate", help="check manifests as the API server would")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("crds", help="print or write the CustomResourceDefinitions")
+    p.add_argument("--output", "-o", help="directory to write one YAML file per CRD")
+    p.set_defaults(func=_crds)
+
+    p = sub.add_parser("operator", help="run the operator (in a cluster or against KUBECONFIG)")
+    p.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
+    p.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster")
+    p.add_argument("--prometheus-url", default=None, help="Prometheus HTTP API base URL")
+    p.add_argument("--health-port", type=int, default=8080, help="liveness/readiness probes (0: off)")
+    p.add_argument("--metrics-port", type=int, default=9100, help="operator metrics (0: off)")
+    p.add_argument("--peering", default="kubetune", help="kopf peering name for HA ('' for standalone)")
+    p.add_argument("--poll", type=float, default=15.0, help="seconds between metric polls of running trials")
+    p.set_defaults(func=_operator)
+
+    p = sub.add_parser("report", help="write the HTML report of a Round")
+    p.add_argument("source", help="a local run directory, or a Round name on the cluster")
+    p.add_argument("--namespace", "-n", default=None)
+    p.add_argument("--output", "-o", default=None, help="HTML file to write")
+    p.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

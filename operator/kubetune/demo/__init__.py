@@ -1,0 +1,1 @@
+"""Training code for the trial image and the quickstart."""

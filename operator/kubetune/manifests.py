@@ -1,0 +1,65 @@
+"""Reading Study and Round manifests from files or directories, with clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .api import Round, Study
+from .api.validation import InvalidManifest, Problem, parse
+
+
+class ManifestError(ValueError):
+    """A file that cannot be read as kubetune manifests; the message says what to fix."""
+
+
+def load_documents(paths: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ManifestError(f"{path}: no such file or directory")
+    docs = []
+    for f in files:
+        try:
+            for doc in yaml.safe_load_all(f.read_text()):
+                if doc is not None:
+                    docs.append((f, doc))
+        except yaml.YAMLError as e:
+            raise ManifestError(f"{f}: not valid YAML: {e}") from None
+    return docs
+
+
+def load_study_and_round(paths: list[str | Path], round_name: str | None = None) -> tuple[Study, Round]:
+    """The Study and the Round to run, validated as the API server would."""
+    studies: dict[str, Study] = {}
+    rounds: list[Round] = []
+    for f, doc in load_documents(paths):
+        try:
+            obj = parse(doc)
+        except InvalidManifest as e:
+            raise ManifestError(f"{f}: {e}") from None
+        if isinstance(obj, Study):
+            studies[obj.metadata.name] = obj
+        elif isinstance(obj, Round):
+            rounds.append(obj)
+    if round_name:
+        rounds = [r for r in rounds if r.metadata.name == round_name]
+    if len(rounds) != 1:
+        names = ", ".join(r.metadata.name for r in rounds) or "none"
+        raise ManifestError(f"expected exactly one Round (found {names}); name one with --round")
+    rnd = rounds[0]
+    study = studies.get(rnd.spec.study_ref.name)
+    if study is None:
+        raise ManifestError(
+            f"Round {rnd.metadata.name!r} refers to Study {rnd.spec.study_ref.name!r}, which none of the files defines"
+        )
+    return study, rnd
+
+
+__all__ = ["ManifestError", "load_documents", "load_study_and_round", "InvalidManifest", "Problem"]

@@ -1,0 +1,103 @@
+"""The CRDs are generated from the models, structural, documented, and refuse bad input."""
+import re
+from pathlib import Path
+
+import celpy
+import pytest
+import yaml
+
+from kubetune.api.crdgen import crd_by_kind, render_all
+from kubetune.api.validation import problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crds_match_the_models():
+    rendered = render_all()
+    committed = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    assert committed == rendered, "crds/ is stale: run `kubetune crds -o crds`"
+
+
+def _walk(schema, path="$"):
+    yield path, schema
+    for name, sub in schema.get("properties", {}).items():
+        yield from _walk(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from _walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _walk(schema["additionalProperties"], f"{path}{{}}")
+
+
+@pytest.mark.parametrize("kind", ["Study", "Round", "Trial"])
+def test_schema_is_structural_and_documented(kind):
+    schema = crd_by_kind()[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    text = yaml.safe_dump(schema)
+    for forbidden in ("$ref", "anyOf", "title:", "$defs", "const:"):
+        assert forbidden not in text, forbidden
+    for path, node in _walk(schema):
+        preserved = node.get("x-kubernetes-preserve-unknown-fields")
+        assert "type" in node or preserved, f"{path} has no type"
+        if path.count(".") >= 1 and not path.endswith(("{}", "[]")) and path not in ("$.metadata",):
+            assert node.get("description"), f"{path} has no description for kubectl explain"
+        if "properties" in node:
+            assert node.get("additionalProperties") in (None,), f"{path}: properties beside additionalProperties"
+
+
+@pytest.mark.parametrize("kind", ["Study", "Round", "Trial"])
+def test_crd_names_columns_and_status_subresource(kind):
+    c = crd_by_kind()[kind]
+    assert c["spec"]["names"]["categories"] == ["tuning"]
+    assert c["spec"]["names"]["shortNames"]
+    version = c["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = {col["name"] for col in version["additionalPrinterColumns"]}
+    assert "Age" in columns
+    if kind != "Study":
+        assert "Phase" in columns
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert status["conditions"]["x-kubernetes-list-type"] == "map"
+    assert "observedGeneration" in status
+
+
+def test_every_cel_rule_compiles():
+    env = celpy.Environment()
+    rules = [
+        rule["rule"]
+        for c in crd_by_kind().values()
+        for _, node in _walk(c["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+        for rule in node.get("x-kubernetes-validations", [])
+    ]
+    assert len(rules) >= 10
+    for rule in rules:
+        env.compile(rule)
+
+
+def test_crds_pass_kubernetes_schema_validation():
+    kv = pytest.importorskip("kubernetes_validate")
+    for doc in crd_by_kind().values():
+        kv.validate(doc, "1.30", strict=True)
+
+
+EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_are_valid(path):
+    for doc in yaml.safe_load_all(path.read_text()):
+        assert problems(doc) == []
+
+
+INVALID = sorted((ROOT / "tests" / "invalid").glob("*.yaml"))
+
+
+def test_the_invalid_corpus_is_large():
+    assert len(INVALID) >= 30
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_manifest_is_refused_naming_the_field(path):
+    text = path.read_text()
+    expected = re.search(r"# expect: (\S+)", text).group(1)
+    found = problems(yaml.safe_load(text))
+    assert found, "accepted a bad manifest"
+    assert any(str(p).startswith(expected) for p in found), [str(p) for p in found]
