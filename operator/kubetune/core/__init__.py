@@ -1,0 +1,1 @@
+"""The pure core: decisions from objects, no Kubernetes, no HTTP, no clock reads."""

@@ -1,0 +1,244 @@
+"""What a Round needs next: trials to create, trials to stop, the status to write.
+
+A pure function of the Study, the Round, its Trials and `now`. The kopf handlers
+and the local runner both call `plan_round` and carry out the plan.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import zlib
+from dataclasses import dataclass, field
+
+from ..api import FINISHED, Round, Study, Trial, TrialSpec
+from ..api.common import ObjectMeta, ObjectRef, get_condition, rfc3339, set_condition
+from ..api.round import BestTrial, RoundStatus, TrialCounts
+from ..sampling import Observation, SamplerCache, Suggester
+from ..space import SearchSpace, effective_parameters
+from .settings import RoundSettings, resolve
+
+ACTIVE = ("Pending", "Running")
+LABEL_STUDY = "kubetune.io/study"
+LABEL_ROUND = "kubetune.io/round"
+LABEL_TRIAL = "kubetune.io/trial"
+
+_CACHE = SamplerCache()
+
+
+@dataclass
+class RoundPlan:
+    create: list[Trial] = field(default_factory=list)
+    stop: list[tuple[str, str]] = field(default_factory=list)  # (trial name, why)
+    status: RoundStatus = field(default_factory=RoundStatus)
+
+
+def trial_name(round_name: str, number: int) -> str:
+    return f"{round_name}-{number}"
+
+
+def phase_of(trial: Trial) -> str:
+    return trial.status.phase or "Pending"
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    return a < b if direction == "minimize" else a > b
+
+
+def best_trial(trials: list[Trial], direction: str, purpose: str | None = "search") -> Trial | None:
+    best: Trial | None = None
+    for t in trials:
+        v = t.status.objective
+        if phase_of(t) != "Succeeded" or v is None or not math.isfinite(v):
+            continue
+        if purpose and t.spec.purpose != purpose:
+            continue
+        if best is None or better(v, best.status.objective, direction):  # type: ignore[arg-type]
+            best = t
+    return best
+
+
+def observations(trials: list[Trial]) -> list[Observation]:
+    state = {"Succeeded": "complete", "EarlyStopped": "pruned", "Failed": "fail", "Infeasible": "fail"}
+    return [
+        Observation(
+            number=t.spec.number,
+            params=dict(t.spec.parameters),
+            state=state.get(phase_of(t), "running"),
+            value=t.status.objective,
+            curve=tuple((p.step, p.value) for p in t.status.curve),
+        )
+        for t in trials
+        if t.spec.purpose == "search"
+    ]
+
+
+def suggester_for(study: Study, rnd: Round, s: RoundSettings) -> Suggester:
+    key = f"{rnd.metadata.namespace}/{rnd.metadata.name}"
+    fingerprint = (rnd.metadata.uid, rnd.spec.model_dump_json(), s)
+    return _CACHE.get(
+        key,
+        fingerprint,
+        lambda: Suggester(SearchSpace.of(rnd.spec), s.algorithm, s.seed, s.direction, s.startup_trials),
+    )
+
+
+def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) -> RoundPlan:
+    s = resolve(study, rnd)
+    plan = RoundPlan()
+    trials = sorted(trials, key=lambda t: t.spec.number)
+    counts = _counts(trials)
+    status = rnd.status.model_copy(deep=True)
+    status.observed_generation = rnd.metadata.generation
+    conditions = set_condition(
+        status.conditions, "Ready", True, "StudyFound", f"Study {study.metadata.name} found; spec is valid",
+        now, rnd.metadata.generation,
+    )
+    done_before = _terminal(status)
+    active = [t for t in trials if phase_of(t) in ACTIVE]
+    search = [t for t in trials if t.spec.purpose == "search"]
+    reruns = [t for t in trials if t.spec.purpose == "rerun"]
+
+    if not done_before and counts.failed and counts.failed >= s.max_failed:
+        conditions = set_condition(
+            conditions, "Failed", True, "TooManyFailedTrials",
+            f"{counts.failed} trials failed (maxFailedTrials {s.max_failed}); no more trials will be created",
+            now, rnd.metadata.generation,
+        )
+    status.conditions = conditions
+    terminal = _terminal(status)
+
+    if not terminal:
+        room = s.parallelism - len(active)
+        next_number = max((t.spec.number for t in trials), default=-1) + 1
+        if len(search) < s.max_trials:
+            want = min(room, s.max_trials - len(search))
+            suggester = suggester_for(study, rnd, s)
+            history = observations(trials)
+            for _ in range(max(0, want)):
+                number = max(next_number, len(search))
+                sampled = suggester.suggest(number, history)
+                t = _new_trial(study, rnd, number, effective_parameters(study.spec, rnd.spec, sampled), "search", None)
+                plan.create.append(t)
+                history.append(Observation(number, dict(t.spec.parameters), "running"))
+                next_number = number + 1
+                search.append(t)
+        elif not [t for t in search if phase_of(t) in ACTIVE]:
+            planned = _planned_reruns(study, rnd, s, search)
+            missing = [p for p in planned if (p[0], p[2]) not in {(t.spec.rerun_of, t.spec.seed) for t in reruns}]
+            for rerun_of, params, seed in missing[: max(0, room)]:
+                t = _new_trial(study, rnd, next_number, params, "rerun", rerun_of, seed)
+                plan.create.append(t)
+                next_number += 1
+            if not missing and not active:
+                status.conditions = set_condition(
+                    status.conditions, "Complete", True, "BudgetSpent",
+                    f"all {len(search)} search trials and {len(reruns)} re-runs finished",
+                    now, rnd.metadata.generation,
+                )
+
+    terminal = _terminal(status)
+    if terminal:
+        why = "the Round has ended" + (
+            ": " + get_condition(status.conditions, "Failed").message  # type: ignore[union-attr]
+            if _is_true(status, "Failed") else ""
+        )
+        plan.stop = [(t.metadata.name, why) for t in active]
+        if status.completion_time is None:
+            status.completion_time = rfc3339(now)
+
+    best = best_trial(trials, s.direction)
+    status.best_trial = (
+        BestTrial(name=best.metadata.name, value=best.status.objective, parameters=best.spec.parameters)  # type: ignore[arg-type]
+        if best else None
+    )
+    status.best_value = best.status.objective if best else None
+    status.counts = counts
+    status.trials_created = len(trials) + len(plan.create)
+    planned_total = s.max_trials + len(_planned_reruns(study, rnd, s, search)) if s.rerun_top_k else s.max_trials
+    finished = sum(1 for t in trials if phase_of(t) in FINISHED)
+    status.progress = f"{finished}/{planned_total}"
+    if status.start_time is None and (trials or plan.create):
+        status.start_time = rfc3339(now)
+    status.phase = (
+        "Failed" if _is_true(status, "Failed")
+        else "Succeeded" if _is_true(status, "Complete")
+        else "Running" if (trials or plan.create)
+        else "Pending"
+    )
+    plan.status = status
+    return plan
+
+
+def _is_true(status: RoundStatus, type: str) -> bool:
+    c = get_condition(status.conditions, type)
+    return c is not None and c.status == "True"
+
+
+def _terminal(status: RoundStatus) -> bool:
+    return _is_true(status, "Failed") or _is_true(status, "Complete")
+
+
+def _counts(trials: list[Trial]) -> TrialCounts:
+    c = TrialCounts()
+    key = {"Pending": "pending", "Running": "running", "Succeeded": "succeeded", "Failed": "failed",
+           "EarlyStopped": "early_stopped", "Infeasible": "infeasible"}
+    for t in trials:
+        attr = key[phase_of(t)]
+        setattr(c, attr, getattr(c, attr) + 1)
+    return c
+
+
+def rerun_seed(round_name: str, rerun_of: str, k: int) -> int:
+    return zlib.crc32(f"{round_name}/{rerun_of}/{k}".encode()) % 2**31
+
+
+def _planned_reruns(
+    study: Study, rnd: Round, s: RoundSettings, search: list[Trial]
+) -> list[tuple[str, dict, int]]:
+    """(rerun_of, parameters, seed) of every re-run the Round asks for, in order."""
+    if not s.rerun_top_k:
+        return []
+    ranked = [
+        t for t in search
+        if phase_of(t) == "Succeeded" and t.status.objective is not None and math.isfinite(t.status.objective)
+    ]
+    ranked.sort(key=lambda t: t.status.objective if s.direction == "minimize" else -t.status.objective)  # type: ignore[operator]
+    out = []
+    for t in ranked[: s.rerun_top_k]:
+        out += [(t.metadata.name, dict(t.spec.parameters), rerun_seed(rnd.metadata.name, t.metadata.name, k))
+                for k in range(s.rerun_seeds)]
+    if s.rerun_baseline:
+        base = effective_parameters(study.spec, rnd.spec, {})
+        out += [("baseline", base, rerun_seed(rnd.metadata.name, "baseline", k)) for k in range(s.rerun_seeds + 1)]
+    return out
+
+
+def _new_trial(
+    study: Study, rnd: Round, number: int, params: dict, purpose: str, rerun_of: str | None, seed: int | None = None
+) -> Trial:
+    name = trial_name(rnd.metadata.name, number)
+    labels = {
+        LABEL_STUDY: label_value(study.metadata.name),
+        LABEL_ROUND: label_value(rnd.metadata.name),
+        LABEL_TRIAL: label_value(name),
+    }
+    return Trial(
+        metadata=ObjectMeta(name=name, namespace=rnd.metadata.namespace, labels=labels),
+        spec=TrialSpec(
+            study_ref=ObjectRef(name=study.metadata.name),
+            round_ref=ObjectRef(name=rnd.metadata.name),
+            number=number,
+            parameters=params,
+            seed=seed if seed is not None else zlib.crc32(f"{rnd.metadata.name}/{number}".encode()) % 2**31,
+            purpose=purpose,  # type: ignore[arg-type]
+            rerun_of=rerun_of,
+        ),
+    )
+
+
+def label_value(value: str) -> str:
+    """A label value (at most 63 characters); long names keep a hash to stay unique."""
+    if len(value) <= 63:
+        return value
+    digest = format(zlib.crc32(value.encode()), "08x")
+    return f"{value[:54].rstrip('-_.')}-{digest}"

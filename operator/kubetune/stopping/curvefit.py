@@ -1,0 +1,202 @@
+"""Curve fitting: extrapolate a partial learning curve to the final step.
+
+In the spirit of Domhan, Springenberg & Hutter (2015) and NNI's curve-fitting
+assessor, with two changes that measured curves ask for:
+- an ensemble of four parametric families, each fitted with a robust loss
+  (soft L1), weighted by BIC; the spread between families is part of the
+  uncertainty;
+- calibration: raw fits are overconfident and pessimistic (curves keep improving
+  longer than the fits assume), so the predictive distribution is shifted and
+  widened by what the same fits got wrong on the Round's finished trials, cut at
+  the same fraction of training. Without enough finished trials the interval is
+  widened by a conservative default.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+from .base import Curve, Decision, best_so_far, oriented
+
+DEFAULT_SCALE = 3.0  # interval inflation before the Round has finished trials to calibrate on
+MIN_POINTS = 5
+
+
+def _pow3(t: np.ndarray, c: float, a: float, b: float) -> np.ndarray:
+    return c + a * np.power(t, -b)
+
+
+def _exp3(t: np.ndarray, c: float, a: float, b: float) -> np.ndarray:
+    return c + a * np.exp(-b * t)
+
+
+def _hyper(t: np.ndarray, c: float, a: float, b: float) -> np.ndarray:
+    return c + a / (1.0 + b * t)
+
+
+def _logpow(t: np.ndarray, c: float, a: float, b: float) -> np.ndarray:
+    return c + a / np.power(np.log1p(t * 50.0) + 1.0, b)
+
+
+FAMILIES = {
+    "pow3": (_pow3, [0.0, 0.0, 0.01], [np.inf, np.inf, 3.0]),
+    "exp3": (_exp3, [-np.inf, 0.0, 0.01], [np.inf, np.inf, 50.0]),
+    "hyperbolic": (_hyper, [-np.inf, 0.0, 0.01], [np.inf, np.inf, 500.0]),
+    "logpower": (_logpow, [-np.inf, 0.0, 0.01], [np.inf, np.inf, 5.0]),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    mean: float
+    sd: float
+    families: int
+
+
+def predict_final(curve: list[tuple[int, float]], final_step: int) -> Prediction | None:
+    """Predicted value at `final_step` (lower is better) with its raw standard deviation."""
+    if len(curve) < MIN_POINTS:
+        return None
+    steps = np.array([s for s, _ in curve], dtype=float)
+    ys = np.array([v for _, v in curve], dtype=float)
+    scale = float(np.ptp(ys)) or (abs(float(ys.mean())) or 1.0)
+    offset = float(ys[-1])
+    y = (ys - offset) / scale
+    t = steps / float(final_step)
+    preds, bics, resid = [], [], []
+    for fn, lo, hi in FAMILIES.values():
+        p0 = [float(y[-1]) - 0.1, max(1e-3, float(y[0] - y[-1])), 1.0]
+        p0 = [min(max(v, l + 1e-6 if np.isfinite(l) else v), h - 1e-6 if np.isfinite(h) else v) for v, l, h in zip(p0, lo, hi)]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = optimize.least_squares(
+                    lambda p: fn(t, *p) - y, p0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05, max_nfev=200
+                )
+        except (ValueError, FloatingPointError):
+            continue
+        pred = float(fn(np.array([1.0]), *res.x)[0])
+        r = fn(t, *res.x) - y
+        sse = float(np.sum(r * r))
+        if not math.isfinite(pred) or not math.isfinite(sse):
+            continue
+        n = len(y)
+        preds.append(pred)
+        resid.append(math.sqrt(sse / max(1, n - 3)))
+        bics.append(n * math.log(sse / n + 1e-12) + 3 * math.log(n))
+    if not preds:
+        return None
+    b = np.array(bics)
+    w = np.exp(-(b - b.min()) / 2.0)
+    w /= w.sum()
+    p = np.array(preds)
+    mean = float(np.sum(w * p))
+    spread = float(math.sqrt(np.sum(w * (p - mean) ** 2)))
+    noise = float(np.sum(w * np.array(resid)))
+    # extrapolating further is less certain: grow the noise term with the distance left
+    remaining = max(0.0, 1.0 - float(t[-1]))
+    sd = math.sqrt(spread**2 + (noise * (1.0 + 2.0 * remaining)) ** 2) + 1e-9
+    return Prediction(mean=mean * scale + offset, sd=sd * scale, families=len(preds))
+
+
+@functools.lru_cache(maxsize=4096)
+def _calibration_error(curve: tuple[tuple[int, float], ...], cut: float, final_step: int) -> float | None:
+    """z-score of the prediction made at fraction `cut` of a finished curve."""
+    pts = list(curve)
+    last = pts[-1][0]
+    upto = [(s, v) for s, v in pts if s <= cut * last]
+    if len(upto) < MIN_POINTS or len(upto) == len(pts):
+        return None
+    pred = predict_final(upto, final_step)
+    if pred is None:
+        return None
+    truth = min(v for _, v in pts)
+    guess = min(pred.mean, min(v for _, v in upto))
+    return (truth - guess) / pred.sd
+
+
+def calibrate(finished: list[list[tuple[int, float]]], fraction: float, final_step: int, limit: int = 16) -> tuple[float, float, int]:
+    """(bias, scale, n): how the raw predictions erred on finished trials, in units of
+    their own standard deviation (bias < 0: the curves ended better than predicted)."""
+    cut = round(fraction * 20) / 20  # bucket the fraction so the work is cached
+    zs = []
+    for curve in finished[-limit:]:
+        z = _calibration_error(tuple(curve), max(0.05, cut), final_step)
+        if z is not None and math.isfinite(z):
+            zs.append(z)
+    if len(zs) < 3:
+        return 0.0, DEFAULT_SCALE, len(zs)
+    arr = np.array(zs)
+    bias = float(np.median(arr))
+    # the spread that covers 90% of the errors, expressed as a normal scale
+    q = float(np.quantile(np.abs(arr - bias), 0.9))
+    return bias, max(1.0, q / 1.645), len(zs)
+
+
+@dataclass(frozen=True)
+class CurveFitRule:
+    """Stop a trial when its extrapolated final value is very unlikely to beat the best
+    value seen in the Round.
+
+    final_step: the step training ends at (the Study's or Round's maxSteps).
+    probability: stop when P(beat the best) falls below this.
+    margin: relative margin the trial must beat the best by to count.
+    start_step: no decision before this step.
+    min_trials: other trials with data needed before any stop.
+    """
+
+    final_step: int
+    probability: float = 0.05
+    margin: float = 0.0
+    start_step: int = 5
+    min_trials: int = 3
+    interval: int = 1
+
+    def decide(
+        self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
+    ) -> Decision | None:
+        mine = oriented(curve, direction)
+        if len(mine) < MIN_POINTS:
+            return None
+        step = mine[-1][0]
+        if step < self.start_step or step >= self.final_step or (step - self.start_step) % self.interval:
+            return None
+        peers = [oriented(c, direction) for c in others]
+        peers = [p for p in peers if p]
+        if len(peers) < self.min_trials:
+            return None
+        best = min(min(v for _, v in p) for p in peers)
+        raw = predict_final(mine, self.final_step)
+        if raw is None:
+            return None
+        done = [oriented(c, direction) for c in (finished or [])]
+        bias, scale, n_cal = calibrate([d for d in done if d], step / self.final_step, self.final_step)
+        mine_best = best_so_far(mine, step)
+        assert mine_best is not None
+        mean = raw.mean + bias * raw.sd
+        sd = raw.sd * scale
+        target = best - self.margin * abs(best)
+        p_beat = float(stats.norm.cdf((target - mean) / sd))
+        if mine_best <= target or p_beat >= self.probability:
+            return None
+        sign = 1.0 if direction == "minimize" else -1.0
+        lo, hi = mean - 1.645 * sd, mean + 1.645 * sd
+        low, high = sorted((sign * lo, sign * hi))
+        return Decision(
+            rule="curvefit",
+            step=step,
+            message=(
+                f"at step {step} the curve extrapolates to {sign * mean:.6g} at step {self.final_step} "
+                f"(90% interval {low:.6g} to {high:.6g}); the chance to beat the best value "
+                f"{sign * best:.6g} is {p_beat:.1%}"
+            ),
+            evidence={
+                "predicted": sign * mean, "lower": low, "upper": high, "best": sign * best,
+                "probability": p_beat, "calibrationTrials": float(n_cal),
+            },
+        )

@@ -1,0 +1,47 @@
+"""kubetune's stopping rules as optuna pruners, to compare them with optuna's own."""
+from __future__ import annotations
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+
+from .curvefit import CurveFitRule
+from .median import MedianRule
+
+
+def _curve(t: FrozenTrial) -> list[tuple[int, float]]:
+    return sorted(t.intermediate_values.items())
+
+
+def _direction(study: optuna.Study) -> str:
+    return "minimize" if study.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
+
+
+class MedianStoppingPruner(BasePruner):
+    """kubetune's median rule: compares with running averages of all other trials that
+    reached the step (running ones included), not only completed ones."""
+
+    def __init__(self, start_step: int = 5, min_trials: int = 3, interval: int = 1) -> None:
+        self.rule = MedianRule(start_step=start_step, min_trials=min_trials, interval=interval)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        others = [
+            _curve(t) for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        ]
+        return self.rule.decide(_curve(trial), others, _direction(study)) is not None
+
+
+class CurveFitPruner(BasePruner):
+    """kubetune's calibrated curve-fitting rule. `final_step` is where training ends."""
+
+    def __init__(self, final_step: int, probability: float = 0.05, margin: float = 0.0,
+                 start_step: int = 5, min_trials: int = 3) -> None:
+        self.rule = CurveFitRule(final_step=final_step, probability=probability, margin=margin,
+                                 start_step=start_step, min_trials=min_trials)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        trials = study.get_trials(deepcopy=False)
+        others = [_curve(t) for t in trials if t.number != trial.number and t.intermediate_values]
+        finished = [_curve(t) for t in trials if t.state == TrialState.COMPLETE]
+        return self.rule.decide(_curve(trial), others, _direction(study), finished) is not None
