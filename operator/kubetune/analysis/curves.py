@@ -1,0 +1,54 @@
+"""Training-curve checks for the top trials: what the playbook asks to look at."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..api import Trial
+from .model import CurveFinding
+
+
+def curve_findings(trial: Trial, direction: str, max_steps: int) -> list[CurveFinding]:
+    pts = sorted((p.step, p.value) for p in trial.status.curve)
+    if len(pts) < 8:
+        return []
+    steps = np.array([s for s, _ in pts], float)
+    y = np.array([v for _, v in pts], float) * (1.0 if direction == "minimize" else -1.0)
+    span = float(np.ptp(y)) or 1e-12
+    n = len(y)
+    best_i = int(np.argmin(y))
+    out = []
+    name = trial.metadata.name
+
+    # overfitting: clearly worse at the end than at its best, the best well before the end
+    worse = (y[-3:].mean() - y[best_i]) / span
+    if best_i < 0.8 * n and worse > 0.10:
+        out.append(CurveFinding(trial=name, finding="overfitting", message=(
+            f"{name}: the objective was best at step {int(steps[best_i])} and got {worse:.0%} of its range worse by "
+            f"step {int(steps[-1])}; consider regularization or fewer steps")))
+
+    # noisy late: step-to-step changes in the last quarter are large compared with the progress made
+    tail = y[int(0.75 * n):]
+    if len(tail) >= 4:
+        jitter = float(np.median(np.abs(np.diff(tail)))) / span
+        if jitter > 0.08:
+            out.append(CurveFinding(trial=name, finding="noisy", message=(
+                f"{name}: late in training the objective moves {jitter:.0%} of its range from step to step; "
+                "the best value may be luck (try a lower learning rate or larger batch)")))
+
+    # still improving: reached at the very end, and the last 20% still made real progress
+    if steps[-1] >= 0.95 * max_steps:
+        k = max(2, int(0.2 * n))
+        gain = (y[-k] - y[-1]) / span
+        if best_i >= n - 2 and gain > 0.05:
+            out.append(CurveFinding(trial=name, finding="stillImproving", message=(
+                f"{name}: still improving at the last step ({gain:.0%} of its range over the last {k} points); "
+                "more steps would likely help")))
+
+    # saturated early: within 2% of its best by 40% of training, and flat afterwards
+    close = np.nonzero(y - y[best_i] <= 0.02 * span)[0]
+    if close.size and steps[close[0]] <= 0.4 * steps[-1] and not any(f.finding == "overfitting" for f in out):
+        if float(np.ptp(y[close[0]:])) <= 0.05 * span:
+            out.append(CurveFinding(trial=name, finding="saturatedEarly", message=(
+                f"{name}: reached its best level by step {int(steps[close[0]])} of {int(steps[-1])}; "
+                "fewer steps would do")))
+    return out

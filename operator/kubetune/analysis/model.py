@@ -1,0 +1,77 @@
+"""The shape of Round.status.analysis."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ..api.common import Model
+
+
+class RankedTrial(Model):
+    name: str
+    value: float
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class BoundaryWarning(Model):
+    parameter: str
+    side: str  # lower | upper
+    crowded: int
+    of: int
+    message: str
+
+
+class InfeasibleRegion(Model):
+    parameter: str
+    message: str
+
+
+class Infeasibility(Model):
+    count: int = 0
+    total: int = 0
+    fraction: float = 0.0
+    regions: list[InfeasibleRegion] = Field(default_factory=list)
+
+
+class CurveFinding(Model):
+    trial: str
+    finding: str  # overfitting | noisy | stillImproving | saturatedEarly
+    message: str
+
+
+class IsolationPoint(Model):
+    parameter: str
+    value: str
+    best: float | None = None
+    trial: str | None = None
+    trials: int = 0
+
+
+class RerunGroup(Model):
+    configuration: str  # trial name or "baseline"
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    values: list[float] = Field(default_factory=list)
+
+
+class RerunStatistics(Model):
+    groups: list[RerunGroup] = Field(default_factory=list)
+    winner: str | None = None
+    p_value: float | None = None
+    difference: float | None = None
+    reruns_needed: int | None = None
+    recommendation: str | None = None  # adopt | keepBaseline | gatherMoreEvidence
+    message: str = ""
+
+
+class Analysis(Model):
+    best_trials: list[RankedTrial] = Field(default_factory=list)
+    boundaries: list[BoundaryWarning] = Field(default_factory=list)
+    infeasible: Infeasibility = Field(default_factory=Infeasibility)
+    curves: list[CurveFinding] = Field(default_factory=list)
+    importance: dict[str, float] = Field(default_factory=dict)
+    isolation: list[IsolationPoint] = Field(default_factory=list)
+    reruns: RerunStatistics | None = None
+    messages: list[str] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""`kubetune run`: the operator's decisions, carried out on one machine."""

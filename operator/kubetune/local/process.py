@@ -1,0 +1,121 @@
+"""Trials as local processes: the pod's command with the env the operator injects."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..api import Study, Trial
+from ..core.trial_plan import PodView
+from ..workload import trial_env, training_container
+
+GRACE_SECONDS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def command_of(study: Study) -> list[str]:
+    """The training container's command and args, with `python` meaning this interpreter."""
+    name = training_container(study)
+    container = next(c for c in study.spec.template.spec["containers"] if c["name"] == name)
+    argv = [*container.get("command", []), *container.get("args", [])]
+    if not argv:
+        raise ValueError(
+            f"container {name!r} has no command: locally kubetune runs the template's command and args "
+            "(it cannot run an image's entrypoint)"
+        )
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return [str(a) for a in argv]
+
+
+class LocalPod:
+    """One attempt of a trial, running as a process group of its own."""
+
+    def __init__(self, name: str, study: Study, trial: Trial, logs: Path, pods: Path):
+        self.name = name
+        self.port = free_port()
+        self.termination = pods / f"{name}.term"
+        self.termination.unlink(missing_ok=True)
+        name_c = training_container(study)
+        container = next(c for c in study.spec.template.spec["containers"] if c["name"] == name_c)
+        env = dict(os.environ)
+        env.update({e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e})
+        env.update(trial_env(study, trial))
+        env.update({
+            "KUBETUNE_METRICS_PORT": str(self.port),
+            "KUBETUNE_METRICS_ADDR": "127.0.0.1",
+            "KUBETUNE_TERMINATION_PATH": str(self.termination),
+            "PYTHONUNBUFFERED": "1",
+        })
+        self.log_path = logs / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        self.started_at = time.time()
+        self.proc = subprocess.Popen(  # an argv list: no shell ever sees a parameter
+            command_of(study), env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._term_sent: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def view(self) -> PodView:
+        code = self.proc.poll()
+        if code is None:
+            self._escalate()
+            return PodView(name=self.name, phase="Running")
+        self._log.close()
+        message = self.termination.read_text() if self.termination.exists() else None
+        if message is None:
+            message = _tail(self.log_path)
+        return PodView(
+            name=self.name,
+            phase="Succeeded" if code == 0 else "Failed",
+            exit_code=code if code >= 0 else 128 - code,
+            reason="Error" if code else "Completed",
+            termination_message=message,
+        )
+
+    def terminate(self) -> None:
+        """SIGTERM (the SDK writes its termination message), SIGKILL after the grace period."""
+        if self.proc.poll() is None and self._term_sent is None:
+            self._term_sent = time.time()
+            _signal_group(self.proc.pid, signal.SIGTERM)
+
+    def _escalate(self) -> None:
+        if self._term_sent is not None and time.time() - self._term_sent > GRACE_SECONDS:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+
+    def kill_now(self) -> None:
+        self.terminate()
+        try:
+            self.proc.wait(GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._log.close()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: Path, limit: int = 2000) -> str | None:
+    try:
+        data = path.read_bytes()[-limit:]
+    except OSError:
+        return None
+    return data.decode(errors="replace") or None

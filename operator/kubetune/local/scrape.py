@@ -1,0 +1,27 @@
+"""Read a trial's current step and metrics straight from its SDK endpoint."""
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ..sdk import METRIC_NAME, STEP_NAME
+
+
+def scrape(url: str, timeout: float = 2.0) -> tuple[int, dict[str, float]] | None:
+    """(step, {metric: value}) now, or None when the endpoint is not up (yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (127.0.0.1 only)
+            text = resp.read().decode()
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    step: int | None = None
+    metrics: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == STEP_NAME:
+                step = int(sample.value)
+            elif sample.name == METRIC_NAME:
+                metrics[sample.labels.get("metric", "")] = float(sample.value)
+    return (step, metrics) if step is not None else None

@@ -1,0 +1,44 @@
+"""The local run directory: the Study, the Round and its Trials as YAML, like the cluster keeps them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from ..api import Round, Study, Trial
+from ..api.common import Model
+
+M = TypeVar("M", bound=Model)
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.trials_dir = root / "trials"
+        self.logs = root / "logs"
+        self.pods = root / "pods"
+        for d in (self.root, self.trials_dir, self.logs, self.pods):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, path: Path, obj: Model) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(obj.wire(), sort_keys=False, allow_unicode=True))
+        os.replace(tmp, path)  # atomic: an interrupted write never leaves half a file
+
+    def save_study(self, study: Study) -> None:
+        self._write(self.root / "study.yaml", study)
+
+    def save_round(self, rnd: Round) -> None:
+        self._write(self.root / "round.yaml", rnd)
+
+    def save_trial(self, trial: Trial) -> None:
+        self._write(self.trials_dir / f"{trial.metadata.name}.yaml", trial)
+
+    def load_round(self) -> Round | None:
+        path = self.root / "round.yaml"
+        return Round.model_validate(yaml.safe_load(path.read_text())) if path.exists() else None
+
+    def load_trials(self) -> list[Trial]:
+        return [Trial.model_validate(yaml.safe_load(p.read_text())) for p in sorted(self.trials_dir.glob("*.yaml"))]

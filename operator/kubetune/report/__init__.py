@@ -1,0 +1,1 @@
+"""The HTML report of a Round: one self-contained file, plots as inline SVG."""
