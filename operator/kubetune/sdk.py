@@ -31,7 +31,9 @@ from typing import Any
 METRIC_NAME = "kubetune_trial_metric"
 STEP_NAME = "kubetune_trial_step"
 TERMINATION_LIMIT = 4096
-LABELS = ("namespace", "study", "round", "trial")
+LABELS = ("kubetune_namespace", "kubetune_study", "kubetune_round", "kubetune_trial")
+"""Labels on every sample. Prefixed so they never clash with the target labels Prometheus adds
+(namespace, pod, ...); Prometheus would otherwise rename them to exported_*."""
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"step": None, "last": {}, "min": {}, "max": {}, "diverged": False,
@@ -114,7 +116,7 @@ class _Collector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        labels = {k: os.environ.get(f"KUBETUNE_{k.upper()}", "") for k in LABELS}
+        labels = {k: os.environ.get(k.upper(), "") for k in LABELS}
         with _lock:
             step, last = _state["step"], dict(_state["last"])
         if step is None:

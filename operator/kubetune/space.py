@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna.distributions as od
 
-from .api import Parameter, RoundSpec, StudySpec
+from .api import Parameter, RoundSpec, Study, StudySpec
 from .api.common import Scalar
 
 
@@ -109,13 +109,20 @@ def position(p: Parameter, value: Any) -> float | None:
     return min(1.0, max(0.0, (v - lo) / (hi - lo)))
 
 
-def effective_parameters(study: StudySpec, round_spec: RoundSpec, sampled: dict[str, Any]) -> dict[str, Scalar]:
-    """Study baseline, overridden by the Round's fixed values, overridden by sampled values.
+def current_baseline(study: Study) -> dict[str, Scalar]:
+    """The baseline in force: the spec's, updated by configurations adopted since."""
+    return {**study.spec.baseline, **study.status.baseline}
+
+
+def effective_parameters(study: Study | StudySpec, round_spec: RoundSpec, sampled: dict[str, Any]) -> dict[str, Scalar]:
+    """Study baseline (as adopted so far), overridden by the Round's fixed values,
+    overridden by sampled values.
 
     A conditional parameter that is inactive is left out, even if the baseline names it,
     so the training code never sees a momentum it must ignore."""
     space = SearchSpace.of(round_spec)
-    merged: dict[str, Any] = {**study.baseline, **round_spec.fixed, **sampled}
+    baseline = current_baseline(study) if isinstance(study, Study) else study.baseline
+    merged: dict[str, Any] = {**baseline, **round_spec.fixed, **sampled}
     for p in space.parameters:
         if p.name in merged and not space.active(p, merged):
             del merged[p.name]

@@ -72,6 +72,7 @@ def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int) -> dict[
             {"name": k, "value": v} for k, v in ours.items()
         ]
         c.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+        _quantities_as_strings(c)
         ports = c.setdefault("ports", [])
         if not any(p.get("containerPort") == METRICS_PORT for p in ports):
             ports.append({"name": "kt-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
@@ -110,3 +111,12 @@ def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int) -> dict[
         },
         "spec": spec,
     }
+
+
+def _quantities_as_strings(container: dict[str, Any]) -> None:
+    """`nvidia.com/gpu: 1` is a valid quantity for the API server, but the typed client
+    insists on strings; "1" means the same."""
+    resources = container.get("resources") or {}
+    for key in ("limits", "requests"):
+        if isinstance(resources.get(key), dict):
+            resources[key] = {k: str(v) for k, v in resources[key].items()}

@@ -139,6 +139,8 @@ def problems(manifest: Any) -> list[Problem]:
         return [Problem("kind", f"expected one of {sorted(_MODELS)}, got {kind!r}")]
     if not (manifest.get("metadata") or {}).get("name"):
         return [Problem("metadata.name", "every object needs a name")]
+    # the spec is the user's; a status is the operator's and never makes an object invalid
+    manifest = {k: v for k, v in manifest.items() if k != "status"}
     schema, validator = _schemas(kind)
     found = [
         Problem(_path(e.absolute_path), e.message)

@@ -117,7 +117,7 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
             for _ in range(max(0, want)):
                 number = max(next_number, len(search))
                 sampled = suggester.suggest(number, history)
-                t = _new_trial(study, rnd, number, effective_parameters(study.spec, rnd.spec, sampled), "search", None)
+                t = _new_trial(study, rnd, number, effective_parameters(study, rnd.spec, sampled), "search", None)
                 plan.create.append(t)
                 history.append(Observation(number, dict(t.spec.parameters), "running"))
                 next_number = number + 1
@@ -208,7 +208,7 @@ def _planned_reruns(
         out += [(t.metadata.name, dict(t.spec.parameters), rerun_seed(rnd.metadata.name, t.metadata.name, k))
                 for k in range(s.rerun_seeds)]
     if s.rerun_baseline:
-        base = effective_parameters(study.spec, rnd.spec, {})
+        base = effective_parameters(study, rnd.spec, {})
         out += [("baseline", base, rerun_seed(rnd.metadata.name, "baseline", k)) for k in range(s.rerun_seeds + 1)]
     return out
 

@@ -1,0 +1,1 @@
+"""Metrics: reading trial curves from Prometheus, and the operator's own metrics."""

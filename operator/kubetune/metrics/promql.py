@@ -1,0 +1,23 @@
+"""PromQL for trial curves, with every label value escaped."""
+from __future__ import annotations
+
+from ..sdk import METRIC_NAME, STEP_NAME
+
+
+def escape(value: str) -> str:
+    """A PromQL string literal body: backslash, double quote and newlines escaped, so no
+    parameter, trial name or metric name can close the string and change the query."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
+def selector(namespace: str, trial: str) -> str:
+    return f'kubetune_namespace="{escape(namespace)}",kubetune_trial="{escape(trial)}"'
+
+
+def curve_queries(namespace: str, trial: str, metric: str) -> tuple[str, str]:
+    """(metric query, step query) of one trial. `max by` folds series of restarted pods."""
+    sel = selector(namespace, trial)
+    return (
+        f'max by (kubetune_trial) ({METRIC_NAME}{{{sel},metric="{escape(metric)}"}})',
+        f"max by (kubetune_trial) ({STEP_NAME}{{{sel}}})",
+    )

@@ -1,0 +1,104 @@
+"""The real kopf operator runs a Round end to end against the emulated API."""
+from __future__ import annotations
+
+import json
+
+from .conftest import NS, Operator, create, live, round_manifest, study_manifest, wait_for
+
+
+def _round(api, name="r1"):
+    return live(api, "rounds").get(name, {})
+
+
+async def test_round_of_8_trials_with_parallelism_3_completes(world):
+    api, kubelet = world["api"], world["kubelet"]
+    op = Operator()
+    world["operators"].append(op)
+    await op.start()
+    await create(api, study_manifest())
+    await create(api, round_manifest(max_trials=8, parallelism=3))
+
+    peak = 0
+
+    def done() -> bool:
+        nonlocal peak
+        running = sum(1 for p in live(api, "pods").values() if (p.get("status") or {}).get("phase") in ("Pending", "Running"))
+        peak = max(peak, running)
+        return (_round(api).get("status") or {}).get("phase") == "Succeeded"
+
+    await wait_for(done, 90, "the Round to succeed")
+    trials = live(api, "trials")
+    assert sorted(trials) == sorted(f"r1-{i}" for i in range(8))
+    assert 1 <= peak <= 3
+    status = _round(api)["status"]
+    assert status["counts"]["succeeded"] == 8
+    assert status["progress"] == "8/8"
+    best = status["bestTrial"]
+    values = [t["status"]["objective"] for t in trials.values()]
+    assert best["value"] == min(values)
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Complete"] == "True"
+    assert status["analysis"]["bestTrials"][0]["name"] == best["name"]
+
+    # owner references: Study <- Round <- Trial <- Pod
+    study_uid = live(api, "studies")["demo"]["metadata"]["uid"]
+    round_uid = _round(api)["metadata"]["uid"]
+    assert any(r["uid"] == study_uid for r in _round(api)["metadata"]["ownerReferences"])
+    for t in trials.values():
+        assert t["metadata"]["ownerReferences"][0]["uid"] == round_uid
+        assert t["status"]["phase"] == "Succeeded"
+        assert t["status"]["final"]["val_loss"] > 0
+    pods = live(api, "pods")
+    assert len(pods) == 8
+    for pod in pods.values():
+        trial = trials[pod["metadata"]["labels"]["kubetune.io/trial"]]
+        assert pod["metadata"]["ownerReferences"][0]["uid"] == trial["metadata"]["uid"]
+        assert pod["spec"]["restartPolicy"] == "Never"
+        c = pod["spec"]["containers"][0]
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"  # a quantity passes through
+        env = {e["name"]: e["value"] for e in c["env"]}
+        assert json.loads(env["KUBETUNE_PARAMS"]) == trial["spec"]["parameters"]
+        assert float(env["KUBETUNE_PARAM_LEARNING_RATE"]) == trial["spec"]["parameters"]["learning_rate"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    # every pod the kubelet ran belongs to exactly one trial: no duplicates
+    assert len(kubelet.started) == 8
+
+
+async def test_restarts_lose_and_duplicate_nothing(world):
+    api, kubelet = world["api"], world["kubelet"]
+    await create(api, study_manifest(max_steps=15))
+    await create(api, round_manifest(max_trials=9, parallelism=3))
+    for stop_after in (1, 3, 6):
+        op = Operator()
+        world["operators"].append(op)
+        await op.start()
+        await wait_for(lambda: len(live(api, "trials")) >= stop_after, 60, f"{stop_after} trials")
+        await op.stop()
+        world["operators"].remove(op)
+    op = Operator()
+    world["operators"].append(op)
+    await op.start()
+    await wait_for(lambda: (_round(api).get("status") or {}).get("phase") == "Succeeded", 120, "the Round to succeed")
+    trials = live(api, "trials")
+    assert sorted(trials) == sorted(f"r1-{i}" for i in range(9))
+    assert _round(api)["status"]["counts"]["succeeded"] == 9
+    # one pod per trial, never two attempts for a healthy trial
+    per_trial: dict[str, int] = {}
+    for name in kubelet.started:
+        trial = name.rsplit("-a", 1)[0]
+        per_trial[trial] = per_trial.get(trial, 0) + 1
+    assert per_trial == {f"r1-{i}": 1 for i in range(9)}
+
+
+async def test_deleting_the_study_removes_rounds_trials_and_pods(world):
+    api = world["api"]
+    op = Operator()
+    world["operators"].append(op)
+    await op.start()
+    await create(api, study_manifest(max_steps=200))
+    await create(api, round_manifest(max_trials=4, parallelism=2))
+    await wait_for(lambda: len([p for p in live(api, "pods").values()
+                                if (p.get("status") or {}).get("phase") == "Running"]) == 2, 60, "2 running pods")
+    resp = await api.delete(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/studies/demo")
+    assert resp.status == 200
+    await wait_for(lambda: not live(api, "studies") and not live(api, "rounds") and not live(api, "trials")
+                   and not live(api, "pods"), 60, "everything to be deleted")
