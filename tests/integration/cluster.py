@@ -126,6 +126,17 @@ class Kubelet:
         self.procs[name] = (proc, term, port, container["name"])
         self.started.append(name)
 
+    async def evict(self, namespace: str, name: str) -> None:
+        """What a node drain or spot reclaim does: the pod is killed and marked Failed/Evicted."""
+        proc = self.procs[name][0]
+        self.reported.add(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        await self.api.patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", json={"status": {
+            "phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory.",
+            "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}]}})
+
     def stop_all(self) -> None:
         for proc, *_ in self.procs.values():
             if proc.poll() is None:

@@ -175,3 +175,20 @@ async def wait_for(predicate, timeout: float = 60.0, what: str = "condition") ->
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture()
+def prometheus(tmp_path: Path):
+    """A real Prometheus scraping the kubelet stand-in's trial processes; stopped even on failure."""
+    import shutil
+
+    from ..prometheus_server import PrometheusServer
+
+    if shutil.which("prometheus") is None:
+        pytest.skip("Debian's prometheus binary is not installed (scripts/test.sh installs it)")
+    server = PrometheusServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
