@@ -17,6 +17,7 @@ compare scientific values on equal terms):
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from .api.common import Scalar
 from .space import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 BAYESIAN = ("tpe", "gp", "cmaes")
 DEFAULT_STARTUP = 10

@@ -1,0 +1,109 @@
+"""Each analysis check on a planted case, and on a clean case where nothing must be flagged."""
+import math
+
+import numpy as np
+
+from kubetune.analysis import analyze_round
+from kubetune.analysis.boundary import boundary_warnings
+from kubetune.analysis.curves import curve_findings
+from kubetune.analysis.infeasible import infeasibility
+from kubetune.analysis.reruns import rerun_statistics
+from kubetune.space import SearchSpace
+
+from .factories import round_, study, trial
+
+LR = round_().spec.nuisance
+
+
+def ranked_trials(lrs, objective):
+    ts = [trial(i, {"learning_rate": lr}, "Succeeded", objective(lr)) for i, lr in enumerate(lrs)]
+    return sorted(ts, key=lambda t: t.status.objective)
+
+
+def test_boundary_flags_best_trials_crowding_the_upper_edge_in_log_space():
+    lrs = np.geomspace(1e-4, 1.0, 20)
+    ranked = ranked_trials(lrs, lambda lr: -math.log10(lr))  # bigger is better, up to the edge
+    (w,) = boundary_warnings(list(LR), ranked)
+    assert w.parameter == "learning_rate" and w.side == "upper" and "widen the range upward" in w.message
+    assert "(log scale)" in w.message
+
+
+def test_boundary_is_quiet_when_the_best_lie_inside():
+    lrs = np.geomspace(1e-4, 1.0, 20)
+    ranked = ranked_trials(lrs, lambda lr: (math.log10(lr) + 2) ** 2)  # optimum at 1e-2, mid-range
+    assert boundary_warnings(list(LR), ranked) == []
+
+
+def test_infeasible_region_is_named():
+    ts = [trial(i, {"learning_rate": lr}, "Infeasible" if lr > 0.3 else "Succeeded", None if lr > 0.3 else 0.5)
+          for i, lr in enumerate(np.geomspace(1e-4, 1.0, 12))]
+    inf = infeasibility(list(LR), ts)
+    assert inf.count == 2 and inf.total == 12
+    assert inf.regions and "learning_rate >=" in inf.regions[0].message and "diverged" in inf.regions[0].message
+
+
+def test_scattered_failures_name_no_region():
+    ts = [trial(i, {"learning_rate": lr}, "Infeasible" if i in (3, 7) else "Succeeded", 0.5)
+          for i, lr in enumerate(np.geomspace(1e-4, 1.0, 12))]
+    assert infeasibility(list(LR), ts).regions == []
+
+
+def _t(values, steps=None):
+    steps = steps or list(range(1, len(values) + 1))
+    return trial(0, {"learning_rate": 0.1}, "Succeeded", min(values), list(zip(steps, values)))
+
+
+def test_curve_checks_on_planted_curves():
+    s = np.arange(1, 41)
+    overfit = _t(list(0.2 + (s - 15) ** 2 / 400))
+    noisy = _t(list(1.0 / s + 0.4 * (s > 30) * np.random.default_rng(0).standard_normal(40)))
+    improving = _t(list(1.0 - 0.02 * s))
+    saturated = _t(list(0.2 + 0.8 * np.exp(-s / 2.0)))
+    assert [f.finding for f in curve_findings(overfit, "minimize", 40)] == ["overfitting"]
+    assert "noisy" in [f.finding for f in curve_findings(noisy, "minimize", 40)]
+    assert [f.finding for f in curve_findings(improving, "minimize", 40)] == ["stillImproving"]
+    assert [f.finding for f in curve_findings(saturated, "minimize", 40)] == ["saturatedEarly"]
+
+
+def test_a_healthy_curve_is_not_flagged():
+    s = np.arange(1, 41)
+    healthy = _t(list(0.1 + 1.0 / s**0.8 + 0.002 * np.random.default_rng(1).standard_normal(40)))
+    assert curve_findings(healthy, "minimize", 40) == []
+
+
+def test_reruns_recommend_adoption_only_with_evidence():
+    base = [trial(10 + i, {"learning_rate": 0.1}, "Succeeded", 0.50 + d, purpose="rerun", rerun_of="baseline")
+            for i, d in enumerate([0.01, -0.01, 0.0, 0.005])]
+    best = trial(0, {"learning_rate": 0.02}, "Succeeded", 0.40)
+    win = [trial(20 + i, {"learning_rate": 0.02}, "Succeeded", 0.40 + d, purpose="rerun", rerun_of="r-0")
+           for i, d in enumerate([0.01, -0.005, 0.0])]
+    r = rerun_statistics([best, *win, *base], "minimize")
+    assert r.recommendation == "adopt" and r.winner == "r-0" and r.p_value < 0.01
+    # the same winner, but the difference is within the noise
+    noisy = [trial(20 + i, {"learning_rate": 0.02}, "Succeeded", 0.49 + d, purpose="rerun", rerun_of="r-0")
+             for i, d in enumerate([0.03, -0.04, 0.02])]
+    best2 = trial(0, {"learning_rate": 0.02}, "Succeeded", 0.47)
+    r2 = rerun_statistics([best2, *noisy, *base], "minimize")
+    assert r2.recommendation == "gatherMoreEvidence" and r2.reruns_needed and r2.reruns_needed > 4
+    worse = [trial(20 + i, {"learning_rate": 0.02}, "Succeeded", 0.6 + d, purpose="rerun", rerun_of="r-0")
+             for i, d in enumerate([0.01, 0.0, 0.02])]
+    r3 = rerun_statistics([trial(0, {}, "Succeeded", 0.45), *worse, *base], "minimize")
+    assert r3.recommendation == "keepBaseline"
+
+
+def test_full_analysis_has_importance_and_isolation():
+    rnd = round_(scientific=[{"name": "optimizer", "type": "categorical", "choices": ["sgd", "adam"]}],
+                 budget={"maxTrials": 20, "parallelism": 2})
+    rng = np.random.default_rng(0)
+    ts = []
+    for i in range(16):
+        opt = ["sgd", "adam"][i % 2]
+        lr = float(10 ** rng.uniform(-4, 0))
+        obj = (math.log10(lr) + 2) ** 2 + (0.3 if opt == "adam" else 0.0)
+        ts.append(trial(i, {"optimizer": opt, "learning_rate": lr}, "Succeeded", obj))
+    a = analyze_round(study(), rnd, ts)
+    assert a.importance and max(a.importance, key=a.importance.get) == "learning_rate"
+    iso = {p.value: p for p in a.isolation}
+    assert set(iso) == {"sgd", "adam"} and iso["sgd"].best < iso["adam"].best and iso["sgd"].trials == 8
+    assert a.best_trials[0].value == min(t.status.objective for t in ts)
+    assert len(SearchSpace.of(rnd.spec).parameters) == 2

@@ -1,0 +1,102 @@
+import datetime as dt
+import json
+
+from kubetune.api.trial import CurvePoint, StopReason
+from kubetune.core.trial_plan import PodView, plan_trial
+
+from .factories import trial
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+KW = dict(metric="val_loss", direction="minimize", max_retries=2, now=NOW)
+
+
+def term(**kw):
+    doc = {"step": 10, "last": {"val_loss": 0.3}, "min": {"val_loss": 0.25}, "max": {"val_loss": 1.0},
+           "diverged": False, "infeasible": None, "error": None}
+    doc.update(kw)
+    return json.dumps(doc)
+
+
+def test_a_new_trial_gets_its_first_pod():
+    plan = plan_trial(trial(0, {}), None, **KW)
+    assert plan.create_pod == "r-0-a1" and plan.status.phase == "Pending" and plan.status.attempts == 1
+
+
+def test_pod_running_then_succeeded_gives_the_best_value():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Pending", 1, "r-0-a1"
+    running = plan_trial(t, PodView("r-0-a1", "Running", started_at="2026-01-01T00:00:00Z"), **KW)
+    assert running.status.phase == "Running" and running.status.start_time == "2026-01-01T00:00:00Z"
+    t.status = running.status
+    done = plan_trial(t, PodView("r-0-a1", "Succeeded", exit_code=0, termination_message=term()), **KW)
+    assert done.status.phase == "Succeeded" and done.status.objective == 0.25
+    assert done.status.final == {"val_loss": 0.3} and done.status.last_step == 10
+
+
+def test_divergence_and_self_declared_infeasibility_are_infeasible():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts = "Running", 1
+    a = plan_trial(t, PodView("p", "Succeeded", termination_message=term(diverged=True)), **KW)
+    b = plan_trial(t, PodView("p", "Failed", exit_code=1, termination_message=term(infeasible="CUDA OOM")), **KW)
+    assert a.status.phase == b.status.phase == "Infeasible"
+    assert "CUDA OOM" in b.status.message
+
+
+def test_a_crash_is_failed_with_the_error_and_exit_code():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts = "Running", 1
+    p = plan_trial(t, PodView("p", "Failed", exit_code=1, termination_message=term(error="ValueError: bad")), **KW)
+    assert p.status.phase == "Failed" and "ValueError: bad" in p.status.message and "exit code 1" in p.status.message
+
+
+def test_a_pod_that_ended_without_any_metric_is_never_left_running():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts = "Running", 1
+    ok = plan_trial(t, PodView("p", "Succeeded", exit_code=0, termination_message="not json"), **KW)
+    assert ok.status.phase == "Failed" and "never reported val_loss" in ok.status.message
+    bad = plan_trial(t, PodView("p", "Failed", exit_code=137, reason="OOMKilled"), **KW)
+    assert bad.status.phase == "Failed" and "OOMKilled" in bad.status.message
+
+
+def test_evictions_are_retried_up_to_the_limit():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Running", 1, "r-0-a1"
+    p = plan_trial(t, PodView("r-0-a1", "Failed", reason="Evicted"), **KW)
+    assert p.create_pod == "r-0-a2" and p.delete_pod == "r-0-a1" and p.status.phase == "Pending"
+    t.status.attempts = 3
+    p = plan_trial(t, PodView("r-0-a3", "Failed", disrupted=True), **KW)
+    assert p.status.phase == "Failed" and "gave up after 3 attempts" in p.status.message
+
+
+def test_a_vanished_pod_under_a_running_trial_starts_a_new_attempt():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Running", 1, "r-0-a1"
+    p = plan_trial(t, None, **KW)
+    assert p.create_pod == "r-0-a2"
+
+
+def test_an_early_stop_records_evidence_and_deletes_the_pod():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Running", 1, "r-0-a1"
+    stop = StopReason(rule="median", step=5, message="worse than the median", evidence={"median": 0.4, "value": 0.9})
+    curve = [CurvePoint(step=s, value=1.0 / s) for s in range(1, 6)]
+    p = plan_trial(t, PodView("r-0-a1", "Running"), curve=curve, stop=stop, **KW)
+    assert p.status.phase == "EarlyStopped" and p.delete_pod == "r-0-a1"
+    assert p.status.stop_reason.evidence["median"] == 0.4 and p.status.objective == 0.2
+    assert len(p.status.curve) == 5
+
+
+def test_finished_trials_only_clean_up_their_pod():
+    t = trial(0, {}, "Succeeded", 0.1)
+    assert plan_trial(t, PodView("p", "Running"), **KW).delete_pod == "p"
+    assert plan_trial(t, PodView("p", "Succeeded"), **KW).status.phase == "Succeeded"
+
+
+def test_curves_stay_bounded_and_keep_first_last_and_best():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts = "Running", 1
+    curve = [CurvePoint(step=s, value=abs(s - 1234) / 1000 + 0.01) for s in range(1, 5001)]
+    p = plan_trial(t, PodView("p", "Running"), curve=curve, **KW)
+    steps = [c.step for c in p.status.curve]
+    assert len(steps) <= 200 and steps[0] == 1 and steps[-1] == 5000 and 1234 in steps
+    assert steps == sorted(steps)
