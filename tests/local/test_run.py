@@ -1,0 +1,127 @@
+"""`kubetune run` end to end: real processes, real scraping, real analysis and report."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINER = ROOT / "tests" / "integration" / "trainer.py"
+
+
+def kubetune(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kubetune.cli", *args], capture_output=True, text=True,
+                          timeout=600, cwd=kw.pop("cwd", ROOT), **kw)
+
+
+def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, steps: int = 12) -> Path:
+    study = {
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "Study", "metadata": {"name": "fast"},
+        "spec": {"objective": {"metric": "val_loss", "goal": "minimize"}, "maxSteps": steps,
+                 "baseline": {"learning_rate": 0.1, "step_seconds": step_seconds},
+                 "template": {"spec": {"containers": [{"name": "t", "image": "x", "command": ["python", str(TRAINER)]}]}}},
+    }
+    rnd = {
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "Round", "metadata": {"name": "fast-r"},
+        "spec": {"studyRef": {"name": "fast"}, "goal": "lr",
+                 "nuisance": [{"name": "learning_rate", "type": "float", "min": 0.0001, "max": 10.0, "log": True}],
+                 "algorithm": {"name": "sobol", "seed": 4},
+                 "budget": {"maxTrials": max_trials, "parallelism": 2},
+                 "earlyStopping": {"rule": "median", "startStep": 3, "minTrials": 2}},
+    }
+    path = tmp / "fast.yaml"
+    path.write_text(yaml.safe_dump_all([study, rnd]))
+    return path
+
+
+def test_a_round_runs_locally_with_stopping_analysis_and_report(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=8, step_seconds=0.15)
+    out = tmp_path / "out"
+    res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Round fast-r Succeeded" in res.stdout
+    rnd = yaml.safe_load((out / "round.yaml").read_text())
+    assert rnd["status"]["phase"] == "Succeeded" and rnd["status"]["progress"] == "8/8"
+    trials = [yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")]
+    assert len(trials) == 8
+    assert any(t["status"]["phase"] == "EarlyStopped" for t in trials), [t["status"]["phase"] for t in trials]
+    best = rnd["status"]["bestTrial"]
+    assert best["value"] == min(t["status"]["objective"] for t in trials if t["status"]["phase"] == "Succeeded")
+    assert rnd["status"]["analysis"]["bestTrials"][0]["name"] == best["name"]
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "fast-r" in html and "learning_rate" in html
+    assert str(out / "report.html") in res.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=6, step_seconds=0.3, steps=10)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "kubetune.cli", "run", str(manifest), "--output", str(out), "--poll", "0.1", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            done = [p for p in (out / "trials").glob("*.yaml")
+                    if yaml.safe_load(p.read_text())["status"].get("phase") in ("Succeeded", "EarlyStopped")]
+            if done:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert "resume" in output
+    states = {p.stem: yaml.safe_load(p.read_text())["status"] for p in (out / "trials").glob("*.yaml")}
+    kept = {n for n, s in states.items() if s.get("phase") in ("Succeeded", "EarlyStopped")}
+    assert kept and all(s.get("phase") in ("Succeeded", "EarlyStopped", "Pending") for s in states.values())
+    # no trial process survives the interrupt
+    assert "trainer.py" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    after = {p.stem: yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")}
+    assert sorted(after) == sorted(f"fast-r-{i}" for i in range(6))
+    for name in kept:  # finished trials were kept, not rerun
+        assert after[name]["status"]["completionTime"] == states[name]["completionTime"]
+
+
+def test_bad_manifests_get_the_same_clear_errors_as_on_the_cluster(tmp_path):
+    manifest = write_manifests(tmp_path)
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[1]["spec"]["nuisance"][0]["min"] = 0.0
+    manifest.write_text(yaml.safe_dump_all(docs))
+    res = kubetune("run", str(manifest), "--output", str(tmp_path / "o"))
+    assert res.returncode == 2
+    assert "spec.nuisance[0].min: a log domain needs min > 0" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = kubetune("run", str(tmp_path / "missing.yaml"))
+    assert res.returncode == 2 and "no such file" in res.stderr
+
+
+@pytest.mark.slow
+def test_the_quickstart_trains_the_real_model(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    qs = ROOT / "examples" / "quickstart"
+    rnd = yaml.safe_load((qs / "round.yaml").read_text())
+    rnd["spec"]["budget"] = {"maxTrials": 8, "parallelism": 2, "maxFailedTrials": 2}
+    rnd["spec"]["fixed"]["step_seconds"] = 0.1
+    rnd["spec"]["reruns"] = {"topK": 1, "seeds": 1}
+    (tmp_path / "round.yaml").write_text(yaml.safe_dump(rnd))
+    study = yaml.safe_load((qs / "study.yaml").read_text())
+    study["spec"]["maxSteps"] = 15
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    out = tmp_path / "out"
+    res = kubetune("run", str(tmp_path), "--output", str(out), "--poll", "0.1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    r = yaml.safe_load((out / "round.yaml").read_text())
+    assert r["status"]["phase"] == "Succeeded" and r["status"]["bestValue"] < 0.5  # a real model learned digits
+    a = r["status"]["analysis"]
+    assert a["isolation"] and a["reruns"]["groups"] and a["bestTrials"]
