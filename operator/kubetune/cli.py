@@ -11,11 +11,12 @@ def _crds(args: argparse.Namespace) -> int:
 
     rendered = render_all()
     if args.output:
-        out = Path(args.output)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in rendered.items():
-            (out / name).write_text(text)
-            print(f"wrote {out / name}")
+        for target in args.output:
+            out = Path(target)
+            out.mkdir(parents=True, exist_ok=True)
+            for name, text in rendered.items():
+                (out / name).write_text(text)
+                print(f"wrote {out / name}")
     else:
         sys.stdout.write("---\n".join(rendered.values()))
     return 0
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("crds", help="print or write the CustomResourceDefinitions")
-    p.add_argument("--output", "-o", help="directory to write one YAML file per CRD")
+    p.add_argument("--output", "-o", action="append",
+                   help="directory to write one YAML file per CRD (repeatable: crds and charts/kubetune/crds)")
     p.set_defaults(func=_crds)
 
     p = sub.add_parser("operator", help="run the operator (in a cluster or against KUBECONFIG)")

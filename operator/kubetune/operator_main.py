@@ -41,6 +41,7 @@ def build(args: argparse.Namespace) -> tuple[kopf.OperatorRegistry, kopf.Operato
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetune.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubetune.io")
     settings.posting.level = logging.WARNING
+    settings.scanning.disabled = True  # no access to CustomResourceDefinitions needed (least privilege)
     settings.watching.server_timeout = 270
     settings.networking.request_timeout = 60
     return registry, settings

@@ -61,6 +61,34 @@ async def test_round_of_8_trials_with_parallelism_3_completes(world):
         assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     # every pod the kubelet ran belongs to exactly one trial: no duplicates
     assert len(kubelet.started) == 8
+    assert_rbac_covers(api)
+
+
+VERBS = {"list": "list", "watch": "watch", "fetch": "get", "create": "create", "delete": "delete"}
+
+
+def assert_rbac_covers(api) -> None:
+    """Every call the operator made is allowed by the chart's Role, and nothing else is needed."""
+    import pytest
+
+    from ..chart.helm import allows, render
+
+    try:
+        (role,) = [d for d in render() if d["kind"] == "Role"]
+    except pytest.skip.Exception:
+        return
+    used = set()
+    for req in list(api):  # kmock records every request it served
+        agent = req.headers.get("User-Agent", "")
+        if req.resource is None or req.resource.plural is None or not agent.startswith(("kopf", "OpenAPI-Generator")):
+            continue  # the test's own calls (the user, the kubelet stand-in)
+        action = str(req.action.value).lower()
+        verb = VERBS.get(action, "patch" if req.method.value == "PATCH" else "update")
+        resource = req.resource.plural + (f"/{req.subresource}" if req.subresource else "")
+        used.add((req.resource.group or "", resource, verb))
+    missing = [u for u in used if not allows(role["rules"], *u)]
+    assert not missing, f"the chart's Role lacks {missing}"
+    assert ("", "pods", "create") in used and ("kubetune.io", "trials", "create") in used
 
 
 async def test_restarts_lose_and_duplicate_nothing(world):
