@@ -64,6 +64,12 @@ def _report(args: argparse.Namespace) -> int:
     return report_cli(args)
 
 
+def _adopt(args: argparse.Namespace) -> int:
+    from .report.cli import adopt_cli
+
+    return adopt_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetune", description="Hyperparameter tuning, the whole process.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", "-n", default=None)
     p.add_argument("--output", "-o", default=None, help="HTML file to write")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("adopt", help="adopt a Round's recommended configuration as its Study's new baseline")
+    p.add_argument("round", help="the Round name on the cluster")
+    p.add_argument("--namespace", "-n", default=None)
+    p.set_defaults(func=_adopt)
     return parser
 
 

@@ -1,0 +1,75 @@
+"""`kubetune report`: the HTML report of a Round, from a local run directory or from the cluster."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..api import Round, Study, Trial
+from .html import render_report
+
+
+def load_local(run_dir: Path) -> tuple[Study, Round, list[Trial]]:
+    study = Study.model_validate(yaml.safe_load((run_dir / "study.yaml").read_text()))
+    rnd = Round.model_validate(yaml.safe_load((run_dir / "round.yaml").read_text()))
+    trials = [Trial.model_validate(yaml.safe_load(p.read_text())) for p in sorted((run_dir / "trials").glob("*.yaml"))]
+    return study, rnd, trials
+
+
+def load_cluster(name: str, namespace: str) -> tuple[Study, Round, list[Trial]]:
+    from ..api import GROUP, VERSION
+    from ..controller.kube import Kube, api_client
+
+    custom = Kube(api_client()).custom
+    raw = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "rounds", name, _request_timeout=30)
+    rnd = Round.model_validate(raw)
+    study = Study.model_validate(custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "studies", rnd.spec.study_ref.name, _request_timeout=30))
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials", _request_timeout=60)["items"]
+    trials = [Trial.model_validate(t) for t in items if (t.get("spec") or {}).get("roundRef", {}).get("name") == name]
+    return study, rnd, trials
+
+
+def report_cli(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    try:
+        if source.is_dir():
+            study, rnd, trials = load_local(source)
+            out = Path(args.output) if args.output else source / "report.html"
+        else:
+            study, rnd, trials = load_cluster(args.source, args.namespace or "default")
+            out = Path(args.output or f"report-{rnd.metadata.name}.html")
+    except FileNotFoundError as e:
+        print(f"error: {source} is not a kubetune run directory ({e.filename} is missing)", file=sys.stderr)
+        return 2
+    except Exception as e:  # the cluster: not found, no access, unreachable
+        status = getattr(e, "status", None)
+        what = {404: "not found", 403: "access denied"}.get(status, type(e).__name__)
+        print(f"error: could not read Round {args.source!r} from the cluster: {what}: {getattr(e, 'reason', e)}",
+              file=sys.stderr)
+        return 2
+    out.write_text(render_report(study, rnd, trials))
+    print(f"wrote {out}")
+    return 0
+
+
+def adopt_cli(args: argparse.Namespace) -> int:
+    """Mark a Round's recommended configuration for adoption as the Study's new baseline."""
+    from ..api import GROUP, VERSION
+    from ..controller.adoption import ADOPT_ANNOTATION
+    from ..controller.kube import Kube, api_client
+
+    kube = Kube(api_client())
+    ns = args.namespace or "default"
+    try:
+        rnd = Round.model_validate(kube.custom.get_namespaced_custom_object(
+            GROUP, VERSION, ns, "rounds", args.round, _request_timeout=30))
+        kube.patch_custom_meta("studies", ns, rnd.spec.study_ref.name, {"annotations": {ADOPT_ANNOTATION: args.round}})
+    except Exception as e:  # noqa: BLE001
+        print(f"error: could not adopt Round {args.round!r}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        return 2
+    print(f"Study {rnd.spec.study_ref.name}: adopting Round {args.round}; see `kubectl get study "
+          f"{rnd.spec.study_ref.name} -o jsonpath={{.status.baseline}}`")
+    return 0
