@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from kubetune import sdk
 
@@ -31,14 +32,14 @@ DEFAULTS = {
 }
 
 
-def main() -> None:
+def train(params: dict, seed: int, steps: int, on_step: Callable[[int, dict[str, float]], bool]) -> None:
+    """Train for `steps` epochs; after each, call on_step(step, metrics). Stop early when it
+    returns False (or when the loss diverges). Used by the trial image and by the benchmark."""
     import numpy as np
     import torch
     from sklearn.datasets import load_digits
 
-    p = {**DEFAULTS, **sdk.params()}
-    seed = sdk.seed()
-    steps = sdk.max_steps(30)
+    p = {**DEFAULTS, **params}
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -85,14 +86,29 @@ def main() -> None:
             logits = model(xv)
             val_loss = float(torch.nn.functional.cross_entropy(logits, yv))
             val_acc = float((logits.argmax(1) == yv).float().mean())
-        sdk.report(step, val_loss=val_loss, val_accuracy=val_acc, train_loss=float(loss.detach()))
-        if not math.isfinite(val_loss):
-            print(f"diverged at step {step}", flush=True)
+        metrics = {"val_loss": val_loss, "val_accuracy": val_acc, "train_loss": float(loss.detach())}
+        if not on_step(step, metrics) or not math.isfinite(val_loss):
             break
         pause = float(p["step_seconds"]) - (time.monotonic() - started)
         if pause > 0:
             time.sleep(pause)
-    print(f"done: step={step} val_loss={val_loss:.4f} val_accuracy={val_acc:.4f} device={device}", flush=True)
+
+
+def main() -> None:
+    import torch
+
+    last: dict[str, float] = {}
+
+    def report(step: int, metrics: dict[str, float]) -> bool:
+        sdk.report(step, **metrics)
+        last.update(metrics, step=step)
+        if not math.isfinite(metrics["val_loss"]):
+            print(f"diverged at step {step}", flush=True)
+        return True
+
+    train(sdk.params(), sdk.seed(), sdk.max_steps(30), report)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"done: {last} device={device}", flush=True)
 
 
 if __name__ == "__main__":

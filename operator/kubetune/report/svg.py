@@ -45,12 +45,16 @@ def chart(
     ylo, yhi = min(ys), max(ys)
     if xlog and xlo <= 0:
         xlog = False
-    pad = (yhi - ylo) * 0.05 or 0.5
-    ylo, yhi = ylo - pad, yhi + pad
+    ylog = ylo > 0 and yhi / ylo > 20  # losses spanning decades: the good trials stay readable
+    if ylog:
+        ylo, yhi = ylo / 1.2, yhi * 1.2
+    else:
+        pad = (yhi - ylo) * 0.05 or 0.5
+        ylo, yhi = ylo - pad, yhi + pad
     if categories:
         xlo, xhi = -0.5, len(categories) - 0.5
     fx = _scale(xlo, xhi, xlog, PAD, W - 10)
-    fy = _scale(ylo, yhi, False, H - PAD + 10, 10)
+    fy = _scale(ylo, yhi, ylog, H - PAD + 10, 10)
     parts = [f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>{escape(title)}</title>',
              f'<rect x="{PAD}" y="10" width="{W - PAD - 10}" height="{H - PAD}" fill="#fafafa" stroke="#ccc"/>']
     if categories:
@@ -59,9 +63,10 @@ def chart(
     else:
         for t in _ticks(xlo, xhi, xlog):
             parts.append(f'<text x="{fx(t):.1f}" y="{H - PAD + 24}" font-size="10" text-anchor="middle">{t:.3g}</text>')
-    for t in _ticks(ylo, yhi, False):
+    for t in _ticks(ylo, yhi, ylog):
         parts.append(f'<text x="{PAD - 4}" y="{fy(t) + 3:.1f}" font-size="10" text-anchor="end">{t:.3g}</text>')
     parts.append(f'<text x="{(W + PAD) / 2}" y="{H - 4}" font-size="11" text-anchor="middle">{escape(xlabel)}</text>')
+    ylabel += " (log)" if ylog else ""
     parts.append(f'<text x="12" y="{H / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {H / 2})">{escape(ylabel)}</text>')
     for i, (label, pts, kind) in enumerate(series):
         color = COLORS[i % len(COLORS)]
@@ -79,6 +84,6 @@ def chart(
     parts.append("</svg>")
     legend = "".join(
         f'<span><i style="background:{COLORS[i % len(COLORS)]}"></i>{escape(lbl)}</span>'
-        for i, (lbl, _, kind) in enumerate(series) if kind == "line"
+        for i, (lbl, pts, kind) in enumerate(series) if pts
     )
     return f'<figure><figcaption>{escape(title)}</figcaption>{"".join(parts)}<div class="legend">{legend}</div></figure>'

@@ -139,6 +139,21 @@ def calibrate(finished: list[list[tuple[int, float]]], fraction: float, final_st
 
 
 @dataclass(frozen=True)
+class Assessment:
+    """A calibrated prediction of the trial's final objective (lower is better)."""
+
+    step: int
+    mean: float  # predicted final objective: the better of the best so far and the extrapolation
+    sd: float
+    best: float  # the best value seen in the Round
+    p_beat: float
+    calibration_trials: int
+
+    def interval(self, z: float = 1.645) -> tuple[float, float]:
+        return self.mean - z * self.sd, self.mean + z * self.sd
+
+
+@dataclass(frozen=True)
 class CurveFitRule:
     """Stop a trial when its extrapolated final value is very unlikely to beat the best
     value seen in the Round.
@@ -148,6 +163,7 @@ class CurveFitRule:
     margin: relative margin the trial must beat the best by to count.
     start_step: no decision before this step.
     min_trials: other trials with data needed before any stop.
+    interval: decide only every this many steps.
     """
 
     final_step: int
@@ -157,46 +173,51 @@ class CurveFitRule:
     min_trials: int = 3
     interval: int = 1
 
-    def decide(
+    def assess(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
-    ) -> Decision | None:
+    ) -> Assessment | None:
+        """The calibrated prediction behind a decision (also when the trial is kept)."""
         mine = oriented(curve, direction)
         if len(mine) < MIN_POINTS:
             return None
         step = mine[-1][0]
         if step < self.start_step or step >= self.final_step or (step - self.start_step) % self.interval:
             return None
-        peers = [oriented(c, direction) for c in others]
-        peers = [p for p in peers if p]
+        peers = [p for p in (oriented(c, direction) for c in others) if p]
         if len(peers) < self.min_trials:
             return None
         best = min(min(v for _, v in p) for p in peers)
         raw = predict_final(mine, self.final_step)
         if raw is None:
             return None
-        done = [oriented(c, direction) for c in (finished or [])]
-        bias, scale, n_cal = calibrate([d for d in done if d], step / self.final_step, self.final_step)
+        done = [d for d in (oriented(c, direction) for c in (finished or [])) if d]
+        bias, scale, n_cal = calibrate(done, step / self.final_step, self.final_step)
         mine_best = best_so_far(mine, step)
         assert mine_best is not None
-        mean = raw.mean + bias * raw.sd
+        mean = min(raw.mean + bias * raw.sd, mine_best)
         sd = raw.sd * scale
         target = best - self.margin * abs(best)
-        p_beat = float(stats.norm.cdf((target - mean) / sd))
-        if mine_best <= target or p_beat >= self.probability:
+        p_beat = 1.0 if mine_best <= target else float(stats.norm.cdf((target - mean) / sd))
+        return Assessment(step=step, mean=mean, sd=sd, best=best, p_beat=p_beat, calibration_trials=n_cal)
+
+    def decide(
+        self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
+    ) -> Decision | None:
+        a = self.assess(curve, others, direction, finished)
+        if a is None or a.p_beat >= self.probability:
             return None
         sign = 1.0 if direction == "minimize" else -1.0
-        lo, hi = mean - 1.645 * sd, mean + 1.645 * sd
-        low, high = sorted((sign * lo, sign * hi))
+        low, high = sorted(sign * x for x in a.interval())
         return Decision(
             rule="curvefit",
-            step=step,
+            step=a.step,
             message=(
-                f"at step {step} the curve extrapolates to {sign * mean:.6g} at step {self.final_step} "
+                f"at step {a.step} the curve extrapolates to {sign * a.mean:.6g} at step {self.final_step} "
                 f"(90% interval {low:.6g} to {high:.6g}); the chance to beat the best value "
-                f"{sign * best:.6g} is {p_beat:.1%}"
+                f"{sign * a.best:.6g} is {a.p_beat:.1%}"
             ),
             evidence={
-                "predicted": sign * mean, "lower": low, "upper": high, "best": sign * best,
-                "probability": p_beat, "calibrationTrials": float(n_cal),
+                "predicted": sign * a.mean, "lower": low, "upper": high, "best": sign * a.best,
+                "probability": a.p_beat, "calibrationTrials": float(a.calibration_trials),
             },
         )

@@ -1,0 +1,225 @@
+"""Early-stopping benchmark: replay real learning curves asynchronously and compare rules.
+
+The curves (bench/data/digits_curves.json.gz, from bench/generate_curves.py) are the
+trial image's own training code over hundreds of sampled configurations. Each
+replay takes one random order of the configurations and W parallel workers; every
+running trial advances one step per tick, and after each step the rule decides
+whether to stop it. All rules see the same curves, orders and worker counts, in the
+same run.
+
+Columns:
+  compute   steps trained, % of training every configuration to the end
+  regret    (best value found - best value in the pool) / |best in the pool|, mean over orders
+  best hit  in how many orders the pool's single best configuration was stopped
+  top-5     true top-5 configurations stopped, mean over orders
+  ms/dec    mean decision time (p95 in brackets)
+Coverage of curvefit's 90% intervals (true final objective inside the predicted
+interval) is measured at every assessment and printed below the table.
+
+    python bench/early_stopping.py                      # workers 1, 8, 32; 3 orders
+    python bench/early_stopping.py --workers 8 --orders 5 --limit 200
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from kubetune.stopping import CurveFitRule, MedianRule
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+DATA = Path(__file__).with_name("data") / "digits_curves.json.gz"
+
+
+def load(limit: int | None) -> tuple[list[np.ndarray], int]:
+    with gzip.open(DATA, "rt") as f:
+        doc = json.load(f)
+    curves = [np.array([np.nan if v is None else v for v in r["val_loss"]], float) for r in doc["runs"]]
+    return curves[:limit] if limit else curves, int(doc["steps"])
+
+
+def objective(c: np.ndarray) -> float:
+    finite = c[np.isfinite(c)]
+    return float(finite.min()) if finite.size else math.inf
+
+
+@dataclass
+class Run:
+    idx: int
+    steps: int = 0
+    state: str = "running"  # running, complete, stopped, diverged
+    handle: object = None
+
+    def curve(self, curves: list[np.ndarray]) -> list[tuple[int, float]]:
+        c = curves[self.idx][: self.steps]
+        return [(i + 1, float(v)) for i, v in enumerate(c) if math.isfinite(v)]
+
+
+@dataclass
+class Result:
+    compute: float
+    regret: float
+    best_stopped: bool
+    top5_stopped: int
+    decisions: list[float] = field(default_factory=list)
+    coverage: list[bool] = field(default_factory=list)
+
+
+class Policy:
+    name = "none"
+
+    def start(self, run: Run) -> None: ...
+    def step(self, run: Run, value: float, runs: list[Run], curves: list[np.ndarray], steps: int) -> bool:
+        return False
+    def finish(self, run: Run, curves: list[np.ndarray]) -> None: ...
+
+
+class OptunaPolicy(Policy):
+    def __init__(self, name: str, pruner_factory):
+        self.name, self.factory = name, pruner_factory
+
+    def reset(self) -> None:
+        self.study = optuna.create_study(direction="minimize", pruner=self.factory(),
+                                         sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def start(self, run: Run) -> None:
+        run.handle = self.study.ask()
+
+    def step(self, run, value, runs, curves, steps) -> bool:
+        if not math.isfinite(value):
+            return False
+        run.handle.report(value, run.steps)
+        return run.handle.should_prune()
+
+    def finish(self, run: Run, curves) -> None:
+        state = {"complete": optuna.trial.TrialState.COMPLETE, "stopped": optuna.trial.TrialState.PRUNED,
+                 "diverged": optuna.trial.TrialState.FAIL}[run.state]
+        value = objective(curves[run.idx][: run.steps]) if state == optuna.trial.TrialState.COMPLETE else None
+        if value is not None and not math.isfinite(value):
+            state, value = optuna.trial.TrialState.FAIL, None
+        self.study.tell(run.handle, value, state=state)
+
+
+class KubetunePolicy(Policy):
+    def __init__(self, name: str, rule, check_coverage: bool = False):
+        self.name, self.rule, self.check_coverage = name, rule, check_coverage
+        self.coverage: list[bool] = []
+
+    def reset(self) -> None:
+        self.coverage = []
+
+    def step(self, run, value, runs, curves, steps) -> bool:
+        mine = run.curve(curves)
+        others = [r.curve(curves) for r in runs if r is not run and r.steps]
+        if isinstance(self.rule, CurveFitRule):
+            finished = [r.curve(curves) for r in runs if r.state == "complete"]
+            a = self.rule.assess(mine, others, "minimize", finished)
+            if a is None:
+                return False
+            if self.check_coverage:
+                lo, hi = a.interval()
+                self.coverage.append(lo <= objective(curves[run.idx]) <= hi)
+            return a.p_beat < self.rule.probability
+        return self.rule.decide(mine, others, "minimize") is not None
+
+
+def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int, policy: Policy) -> Result:
+    if hasattr(policy, "reset"):
+        policy.reset()
+    queue = list(order)
+    runs: list[Run] = []
+    active: list[Run] = []
+    decisions: list[float] = []
+    while queue or active:
+        while queue and len(active) < workers:
+            r = Run(queue.pop(0))
+            policy.start(r)
+            runs.append(r)
+            active.append(r)
+        for r in list(active):
+            r.steps += 1
+            value = curves[r.idx][r.steps - 1]
+            if not math.isfinite(value):
+                r.state = "diverged"
+            elif r.steps >= steps:
+                r.state = "complete"
+            else:
+                t0 = time.perf_counter()
+                stop = policy.step(r, value, runs, curves, steps)
+                decisions.append(time.perf_counter() - t0)
+                if stop:
+                    r.state = "stopped"
+            if r.state != "running":
+                policy.finish(r, curves)
+                active.remove(r)
+    truth = [objective(c) for c in curves]
+    pool_best = min(truth)
+    found = min(objective(curves[r.idx][: r.steps]) for r in runs)
+    ranked = sorted(range(len(curves)), key=lambda i: truth[i])
+    stopped = {r.idx for r in runs if r.state == "stopped"}
+    return Result(
+        compute=sum(r.steps for r in runs) / (len(curves) * steps),
+        regret=(found - pool_best) / abs(pool_best),
+        best_stopped=ranked[0] in stopped,
+        top5_stopped=len(set(ranked[:5]) & stopped),
+        decisions=decisions,
+        coverage=list(getattr(policy, "coverage", [])),
+    )
+
+
+def policies(steps: int) -> list[Policy]:
+    warm = max(1, steps // 10)
+    return [
+        Policy(),
+        OptunaPolicy("optuna MedianPruner", lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warm)),
+        OptunaPolicy("optuna PercentilePruner(25)",
+                     lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=warm)),
+        OptunaPolicy("optuna SuccessiveHalving", lambda: optuna.pruners.SuccessiveHalvingPruner()),
+        KubetunePolicy("kubetune median", MedianRule(start_step=warm, min_trials=3)),
+        KubetunePolicy("kubetune curvefit", CurveFitRule(final_step=steps, start_step=warm, min_trials=3),
+                       check_coverage=True),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--orders", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=None, help="use the first N curves")
+    ap.add_argument("--only", nargs="*", help="substrings of rule names to run")
+    a = ap.parse_args()
+    curves, steps = load(a.limit)
+    diverged = sum(1 for c in curves if not np.isfinite(c).all())
+    print(f"{len(curves)} real curves of {steps} steps (digits MLP, val_loss; {diverged} diverge); "
+          f"orders={a.orders}, workers={a.workers}")
+    rng = np.random.default_rng(7)
+    orders = [list(rng.permutation(len(curves))) for _ in range(a.orders)]
+    header = f"{'rule':30} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
+    print(header)
+    print("-" * len(header))
+    for workers in a.workers:
+        for policy in policies(steps):
+            if a.only and not any(s in policy.name for s in a.only):
+                continue
+            results = [replay(curves, steps, o, workers, policy) for o in orders]
+            ms = [d * 1000 for r in results for d in r.decisions] or [0.0]
+            cover = [c for r in results for c in r.coverage]
+            print(f"{policy.name:30} {workers:>3} {statistics.fmean(r.compute for r in results):>7.1%} "
+                  f"{statistics.fmean(r.regret for r in results):>8.2%} "
+                  f"{sum(r.best_stopped for r in results):>3}/{len(results):<4} "
+                  f"{statistics.fmean(r.top5_stopped for r in results):>6.1f} "
+                  f"{statistics.fmean(ms):>6.2f} ({float(np.percentile(ms, 95)):>5.1f})"
+                  + (f"  90% interval coverage {statistics.fmean(cover):.0%} of {len(cover)}" if cover else ""),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
