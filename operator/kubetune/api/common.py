@@ -84,36 +84,18 @@ def set_condition(
     status_text = status if isinstance(status, str) else ("True" if status else "False")
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 1] + "…"
-    out: list[Condition] = []
-    found = False
-    for c in conditions:
-        if c.type != type:
-            out.append(c)
-            continue
-        found = True
-        moved = c.status != status_text
-        out.append(
-            Condition(
-                type=type,
-                status=status_text,  # type: ignore[arg-type]
-                reason=reason,
-                message=message,
-                last_transition_time=rfc3339(now) if moved else c.last_transition_time,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type,
-                status=status_text,  # type: ignore[arg-type]
-                reason=reason,
-                message=message,
-                last_transition_time=rfc3339(now),
-                observed_generation=generation,
-            )
-        )
-    return out
+    old = get_condition(conditions, type)
+    new = Condition(
+        type=type,
+        status=status_text,  # type: ignore[arg-type]
+        reason=reason,
+        message=message,
+        last_transition_time=old.last_transition_time if old and old.status == status_text else rfc3339(now),
+        observed_generation=generation,
+    )
+    if old is None:
+        return [*conditions, new]
+    return [new if c.type == type else c for c in conditions]
 
 
 def get_condition(conditions: list[Condition], type: str) -> Condition | None:
