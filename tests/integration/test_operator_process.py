@@ -1,0 +1,51 @@
+"""`kubetune operator` as a real process: logs in from KUBECONFIG, serves probes and metrics, reconciles."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from .cluster import free_port
+from .conftest import NS, create, live, round_manifest, study_manifest, wait_for
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status, r.read().decode()
+    except OSError:
+        return 0, ""
+
+
+async def test_the_operator_command_serves_probes_and_metrics_and_runs_a_round(world, kubeconfig):
+    api = world["api"]
+    health, metrics = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS, "--peering", "",
+         "--health-port", str(health), "--metrics-port", str(metrics), "--poll", "1"],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        await create(api, study_manifest())
+        await create(api, round_manifest(max_trials=3, parallelism=3))
+        for _ in range(100):
+            if _get(f"http://127.0.0.1:{health}/healthz")[0] == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert _get(f"http://127.0.0.1:{health}/healthz")[0] == 200
+        await wait_for(lambda: ((live(api, "rounds")["r1"].get("status") or {}).get("phase")) == "Succeeded",
+                       90, "the Round to succeed")
+        status, text = _get(f"http://127.0.0.1:{metrics}/metrics")
+        assert status == 200
+        assert "kubetune_reconcile_duration_seconds_count" in text
+        assert 'kubetune_trials{namespace="tuning",phase="succeeded",round="r1"} 3.0' in text
+        assert "kubetune_trials_created_total 3.0" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
