@@ -23,7 +23,7 @@ from scipy import optimize, stats
 
 from .base import Curve, Decision, best_so_far, oriented
 
-DEFAULT_SCALE = 3.0  # interval inflation before the Round has finished trials to calibrate on
+DEFAULT_SCALE = 3.0  # interval inflation (in sd) before the Round has finished trials to calibrate on
 MIN_POINTS = 5
 
 
@@ -104,9 +104,18 @@ def predict_final(curve: list[tuple[int, float]], final_step: int) -> Prediction
     return Prediction(mean=mean * scale + offset, sd=sd * scale, families=len(preds))
 
 
+def reach(curve: list[tuple[int, float]], pred: Prediction) -> float:
+    """How far the fit expects the curve to still improve: the predicted drop below its best
+    so far, or the prediction's own uncertainty when that is larger (plateaus, noise)."""
+    best = min(v for _, v in curve)
+    return max(best - pred.mean, pred.sd, 1e-12)
+
+
 @functools.lru_cache(maxsize=4096)
 def _calibration_error(curve: tuple[tuple[int, float], ...], cut: float, final_step: int) -> float | None:
-    """z-score of the prediction made at fraction `cut` of a finished curve."""
+    """On a finished curve cut at fraction `cut`: the improvement that really came, in units
+    of the improvement the fit expected (1: as predicted; above 1: the curve kept improving
+    longer than the fit assumed, the usual surprise)."""
     pts = list(curve)
     last = pts[-1][0]
     upto = [(s, v) for s, v in pts if s <= cut * last]
@@ -116,26 +125,39 @@ def _calibration_error(curve: tuple[tuple[int, float], ...], cut: float, final_s
     if pred is None:
         return None
     truth = min(v for _, v in pts)
-    guess = min(pred.mean, min(v for _, v in upto))
-    return (truth - guess) / pred.sd
+    return (min(v for _, v in upto) - truth) / reach(upto, pred)
 
 
-def calibrate(finished: list[list[tuple[int, float]]], fraction: float, final_step: int, limit: int = 16) -> tuple[float, float, int]:
-    """(bias, scale, n): how the raw predictions erred on finished trials, in units of
-    their own standard deviation (bias < 0: the curves ended better than predicted)."""
-    cut = round(fraction * 20) / 20  # bucket the fraction so the work is cached
-    zs = []
-    for curve in finished[-limit:]:
-        z = _calibration_error(tuple(curve), max(0.05, cut), final_step)
-        if z is not None and math.isfinite(z):
-            zs.append(z)
-    if len(zs) < 3:
-        return 0.0, DEFAULT_SCALE, len(zs)
+@dataclass(frozen=True)
+class Calibration:
+    """How much of the expected improvement really came, on finished trials: `low` and
+    `high` are the 5% and 95% quantiles of that ratio (see `_calibration_error`)."""
+
+    low: float
+    high: float
+    n: int
+
+
+UNCALIBRATED = Calibration(low=0.0, high=DEFAULT_SCALE, n=0)
+"""Before the Round has finished trials: anything from no further improvement to three
+times the improvement (or uncertainty) the fit expects."""
+MIN_CALIBRATION = 5
+
+
+def calibrate(finished: list[list[tuple[int, float]]], fraction: float, final_step: int, limit: int = 16) -> Calibration:
+    """How the raw predictions erred on the Round's best finished trials, cut at the same
+    fraction of training. The best ones, because decisions matter near the best; their
+    errors are mostly optimistic surprises (curves that kept improving)."""
+    cut = max(0.05, round(fraction * 20) / 20)  # bucket the fraction so the work is cached
+    ranked = sorted(finished, key=lambda c: min(v for _, v in c))[:limit]
+    zs = [z for c in ranked if (z := _calibration_error(tuple(c), cut, final_step)) is not None and math.isfinite(z)]
+    if len(zs) < MIN_CALIBRATION:
+        return Calibration(UNCALIBRATED.low, UNCALIBRATED.high, len(zs))
     arr = np.array(zs)
-    bias = float(np.median(arr))
-    # the spread that covers 90% of the errors, expressed as a normal scale
-    q = float(np.quantile(np.abs(arr - bias), 0.9))
-    return bias, max(1.0, q / 1.645), len(zs)
+    widen = 1.0 + 1.0 / math.sqrt(len(zs))  # few samples: their extreme quantiles are too narrow
+    lo, hi = float(np.quantile(arr, 0.05)), float(np.quantile(arr, 0.95))
+    mid = (lo + hi) / 2
+    return Calibration(low=max(0.0, mid + (lo - mid) * widen), high=max(1.0, mid + (hi - mid) * widen), n=len(zs))
 
 
 @dataclass(frozen=True)
@@ -191,14 +213,17 @@ class CurveFitRule:
         if raw is None:
             return None
         done = [d for d in (oriented(c, direction) for c in (finished or [])) if d]
-        bias, scale, n_cal = calibrate(done, step / self.final_step, self.final_step)
+        cal = calibrate(done, step / self.final_step, self.final_step)
         mine_best = best_so_far(mine, step)
         assert mine_best is not None
-        mean = min(raw.mean + bias * raw.sd, mine_best)
-        sd = raw.sd * scale
+        # the final value is the best so far minus the improvement still to come: a normal
+        # whose 5-95% range is the calibrated range of improvements
+        gain = reach(mine, raw)
+        mean = mine_best - gain * (cal.low + cal.high) / 2
+        sd = gain * max(1e-6, (cal.high - cal.low) / (2 * 1.645))
         target = best - self.margin * abs(best)
         p_beat = 1.0 if mine_best <= target else float(stats.norm.cdf((target - mean) / sd))
-        return Assessment(step=step, mean=mean, sd=sd, best=best, p_beat=p_beat, calibration_trials=n_cal)
+        return Assessment(step=step, mean=mean, sd=sd, best=best, p_beat=p_beat, calibration_trials=cal.n)
 
     def decide(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
