@@ -46,6 +46,14 @@ class OperatorConfig:
     backoff_seconds: float = 10.0
     clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc))
     _analysis_cache: dict[str, tuple[Any, dict]] = field(default_factory=dict)
+    _last_query: dict[str, float] = field(default_factory=dict)
+
+    def due(self, key: str, now: float) -> bool:
+        """Is it time to query Prometheus for this trial again (every poll_seconds)?"""
+        if now - self._last_query.get(key, 0.0) < self.poll_seconds:
+            return False
+        self._last_query[key] = now
+        return True
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -255,7 +263,8 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
 
     curve = None
     conditions = trial.status.conditions
-    if cfg.prometheus is not None and view is not None and trial.status.phase == "Running":
+    if (cfg.prometheus is not None and view is not None and trial.status.phase == "Running"
+            and cfg.due(f"{namespace}/{name}", time.monotonic())):
         start = _epoch(trial.status.start_time) or (now.timestamp() - 3600)
         try:
             curve = cfg.prometheus.curve(namespace, trial.metadata.name, s.metric, start - 60, now.timestamp())
@@ -275,6 +284,8 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     if stop is not None and plan.status.phase == "EarlyStopped":
         m.STOP_DECISIONS.labels(stop.rule).inc()
         log.info("Trial %s/%s stopped early: %s", namespace, name, stop.message)
+    if plan.status.phase in FINISHED:
+        cfg._last_query.pop(f"{namespace}/{name}", None)
     if plan.delete_pod:
         cfg.kube.delete_pod(namespace, plan.delete_pod, cfg.stop_grace_seconds)
     if plan.create_pod:
