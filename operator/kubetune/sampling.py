@@ -36,6 +36,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 BAYESIAN = ("tpe", "gp", "cmaes")
+
+
+class AlgorithmUnavailable(RuntimeError):
+    """The Round's algorithm needs a library this installation lacks."""
 DEFAULT_STARTUP = 10
 
 
@@ -106,6 +110,13 @@ class Suggester:
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=0, multivariate=True, group=True,
                                               constant_liar=True)
         if self.algorithm == "gp":
+            try:
+                import torch  # noqa: F401  (GPSampler's requirement, checked here to say so clearly)
+            except ImportError:
+                raise AlgorithmUnavailable(
+                    "algorithm gp needs PyTorch where kubetune runs (pip install 'kubetune[gp]'); "
+                    "use tpe, or an operator image with torch"
+                ) from None
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=0)
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=0, warn_independent_sampling=False)
 

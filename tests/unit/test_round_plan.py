@@ -112,3 +112,15 @@ def test_conditional_parameters_exist_only_with_their_parent_value():
                  budget={"maxTrials": 8, "parallelism": 8})
     for t in plan_round(study(), rnd, [], NOW).create:
         assert ("momentum" in t.spec.parameters) == (t.spec.parameters["optimizer"] == "sgd")
+
+
+def test_gp_without_pytorch_says_what_to_install(monkeypatch):
+    import sys
+
+    from kubetune.sampling import AlgorithmUnavailable
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    rnd = round_(algorithm={"name": "gp", "seed": 1, "startupTrials": 2}, budget={"maxTrials": 8, "parallelism": 1})
+    trials = [trial(i, {"learning_rate": 10 ** -(i + 1)}, "Succeeded", float(i)) for i in range(3)]
+    with pytest.raises(AlgorithmUnavailable, match=r"kubetune\[gp\]"):
+        plan_round(study(), rnd, trials, NOW)

@@ -27,6 +27,7 @@ from ..core.settings import resolve
 from ..core.stopping_policy import stop_decision
 from ..core.trial_plan import plan_trial
 from ..metrics import operator_metrics as m
+from ..sampling import AlgorithmUnavailable
 from ..metrics.prometheus import PrometheusClient, PrometheusError
 from ..workload import render_pod, training_container
 from .adoption import plan_study_status
@@ -206,7 +207,11 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         owner["controller"] = False  # the user owns the Round's spec; the Study only cascades deletion
         patch.meta["ownerReferences"] = [*refs, owner]
     trials = [Trial.model_validate(t) for t in trial_index.get((namespace, name), [])]
-    plan = plan_round(study, rnd, trials, now)
+    try:
+        plan = plan_round(study, rnd, trials, now)
+    except AlgorithmUnavailable as e:
+        _set_ready_false(patch, raw, [], "AlgorithmUnavailable", str(e), now)
+        return
     for t in plan.create:
         body = t.wire()
         body["metadata"]["ownerReferences"] = [_owner(raw, "Round")]

@@ -22,6 +22,7 @@ from ..core.stopping_policy import stop_decision
 from ..core.trial_plan import plan_trial
 from ..core.curves import merge
 from ..manifests import ManifestError, load_study_and_round
+from ..sampling import AlgorithmUnavailable
 from ..report.html import render_report
 from .process import LocalPod
 from .scrape import scrape
@@ -157,6 +158,10 @@ def run_cli(args: argparse.Namespace) -> int:
                 progress.update(run.round, run.settings)
                 time.sleep(run.poll)
             progress.update(run.round, run.settings)
+        except AlgorithmUnavailable as e:
+            run.interrupt()
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             run.interrupt()
             progress.log("interrupted: running trials stopped, finished trials kept; run the same command to resume")
