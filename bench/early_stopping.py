@@ -131,6 +131,42 @@ class KubetunePolicy(Policy):
         return self.rule.decide(mine, others, "minimize") is not None
 
 
+class NNIPolicy(Policy):
+    """NNI's CurvefittingAssessor, driven as NNI's dispatcher drives it. It models
+    accuracy-like (rising) curves only, so it sees exp(-val_loss); it is slow (MCMC), so
+    it judges every `gap` steps."""
+
+    def __init__(self, steps: int, gap: int):
+        from nni.algorithms.hpo.curvefitting_assessor import CurvefittingAssessor
+
+        self.cls, self.steps, self.gap = CurvefittingAssessor, steps, gap
+        self.name = f"NNI curvefitting (gap {gap})"
+
+    def reset(self) -> None:
+        self.assessor = self.cls(epoch_num=self.steps, start_step=max(6, self.steps // 10), threshold=0.95, gap=self.gap)
+
+    def _history(self, run: Run, curves) -> list[float]:
+        return [math.exp(-v) for _, v in run.curve(curves)]
+
+    def step(self, run, value, runs, curves, steps) -> bool:
+        from nni.assessor import AssessResult
+
+        return self.assessor.assess_trial(str(run.idx), self._history(run, curves)) == AssessResult.Bad
+
+    def finish(self, run: Run, curves) -> None:
+        self.assessor.trial_history = self._history(run, curves)  # what its dispatcher last showed it
+        if self.assessor.trial_history:
+            self.assessor.trial_end(str(run.idx), run.state == "complete")
+
+
+def nni_available() -> bool:
+    try:
+        import nni.algorithms.hpo.curvefitting_assessor  # noqa: F401
+    except Exception:  # noqa: BLE001 - not installed, or its dependencies are not
+        return False
+    return True
+
+
 def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int, policy: Policy) -> Result:
     if hasattr(policy, "reset"):
         policy.reset()
@@ -195,6 +231,8 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="use the first N curves")
     ap.add_argument("--only", nargs="*", help="substrings of rule names to run")
+    ap.add_argument("--nni-gap", type=int, default=5, help="NNI's assessor judges every N steps (it is slow)")
+    ap.add_argument("--nni-workers", type=int, nargs="*", default=[8], help="worker counts that get the NNI row")
     a = ap.parse_args()
     curves, steps = load(a.limit)
     diverged = sum(1 for c in curves if not np.isfinite(c).all())
@@ -205,8 +243,14 @@ def main() -> None:
     header = f"{'rule':30} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
     print(header)
     print("-" * len(header))
+    if not nni_available():
+        print("NNI's curve-fitting assessor is not importable here: its row is left out "
+              "(pip install nni --no-deps plus json_tricks, psutil, 'typeguard<4.1.3', 'filelock<3.12')")
     for workers in a.workers:
-        for policy in policies(steps):
+        rows = policies(steps)
+        if nni_available() and workers in a.nni_workers:
+            rows.append(NNIPolicy(steps, a.nni_gap))
+        for policy in rows:
             if a.only and not any(s in policy.name for s in a.only):
                 continue
             results = [replay(curves, steps, o, workers, policy) for o in orders]

@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 
 from ..analysis import analyze_round
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
-from ..api.common import get_condition, set_condition
+from ..api.common import Condition, get_condition, rfc3339, set_condition
 from ..api.validation import problems
 from ..core.curves import merge
 from ..core.round_plan import LABEL_TRIAL, phase_of, plan_round
@@ -162,20 +162,15 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         found = problems(raw)
         now = cfg.clock()
         if found:
-            study_status = dict(raw.get("status") or {})
-            conds = [c for c in study_status.get("conditions", []) if c.get("type") != "Ready"]
-            msg = "; ".join(map(str, found))
-            _set_ready_false(patch, raw, conds, "InvalidSpec", msg, now)
+            _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, found)), now)
             return
         study = Study.model_validate(raw)
         rounds = [Round.model_validate(r) for r in round_index.get((namespace, name), []) if not problems(r)]
         _write_status(patch, raw.get("status"), plan_study_status(study, rounds, now))
 
 
-def _set_ready_false(patch: kopf.Patch, raw: dict, conds: list[dict], reason: str, message: str,
-                     now: dt.datetime) -> None:
-    from ..api.common import Condition
-
+def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, now: dt.datetime) -> None:
+    """Say in the Ready condition why the object cannot be acted on (once; no retry loop)."""
     current = [Condition.model_validate(c) for c in (raw.get("status") or {}).get("conditions", [])]
     updated = set_condition(current, "Ready", False, reason, message, now, raw["metadata"].get("generation"))
     old = get_condition(current, "Ready")
@@ -191,13 +186,13 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     now = cfg.clock()
     found = problems(raw)
     if found:
-        _set_ready_false(patch, raw, [], "InvalidSpec", "; ".join(map(str, found)), now)
+        _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, found)), now)
         return
     rnd = Round.model_validate(raw)
     study_raw = _one(study_index, (namespace, rnd.spec.study_ref.name))
     if study_raw is None or problems(study_raw):
         why = "not found" if study_raw is None else "invalid"
-        _set_ready_false(patch, raw, [], "StudyNotFound" if study_raw is None else "StudyInvalid",
+        _set_ready_false(patch, raw, "StudyNotFound" if study_raw is None else "StudyInvalid",
                          f"Study {rnd.spec.study_ref.name!r} is {why}; the Round waits for it", now)
         return
     study = Study.model_validate(study_raw)
@@ -210,7 +205,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     try:
         plan = plan_round(study, rnd, trials, now)
     except AlgorithmUnavailable as e:
-        _set_ready_false(patch, raw, [], "AlgorithmUnavailable", str(e), now)
+        _set_ready_false(patch, raw, "AlgorithmUnavailable", str(e), now)
         return
     for t in plan.create:
         body = t.wire()
@@ -224,7 +219,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         t = by_name[trial_name]
         if phase_of(t) in ("Pending", "Running"):
             cfg.kube.patch_custom_status("trials", namespace, trial_name, {
-                "phase": "Failed", "message": why, "completionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                "phase": "Failed", "message": why, "completionTime": rfc3339(now)})
             if t.status.pod_name:
                 cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
     status = plan.status

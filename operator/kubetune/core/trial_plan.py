@@ -55,7 +55,8 @@ class Outcome:
     message: str
 
 
-def read_termination(text: str | None, metric: str, direction: str) -> dict[str, Any]:
+def read_termination(text: str | None) -> dict[str, Any]:
+    """The SDK's termination message, or {} when the pod wrote none (or its log tail)."""
     if not text:
         return {}
     try:
@@ -69,7 +70,7 @@ def outcome(
     pod: PodView, metric: str, direction: str, curve: list[CurvePoint]
 ) -> Outcome:
     """The result of a pod that has ended, from its termination message and the curve."""
-    doc = read_termination(pod.termination_message, metric, direction)
+    doc = read_termination(pod.termination_message)
     last = {k: v for k, v in (doc.get("last") or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
     side = doc.get("min" if direction == "minimize" else "max") or {}
     candidates = [v for v in [side.get(metric), best_value(curve, direction)] if isinstance(v, (int, float))]

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from ..analysis import analyze_round
 from ..api import FINISHED, Round, Study, Trial
+from ..api.common import rfc3339
 from ..api.trial import CurvePoint
 from ..core.round_plan import phase_of, plan_round
 from ..core.settings import resolve
 from ..core.stopping_policy import stop_decision
-from ..core.trial_plan import plan_trial
+from ..core.trial_plan import plan_trial, read_termination
 from ..core.curves import merge
 from ..manifests import ManifestError, load_study_and_round
 from ..sampling import AlgorithmUnavailable
@@ -88,7 +89,7 @@ class LocalRun:
         if tp.create_pod:
             self.pods[tp.create_pod] = LocalPod(tp.create_pod, self.study, trial, self.store.logs, self.store.pods)
             trial.status.phase = "Running"  # a local process starts at once
-            trial.status.start_time = trial.status.start_time or now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            trial.status.start_time = trial.status.start_time or rfc3339(now)
         if trial.status.phase != before and trial.status.phase in FINISHED:
             self.echo(f"{trial.metadata.name}: {trial.status.phase} — {trial.status.message}")
         self.store.save_trial(trial)
@@ -102,15 +103,10 @@ class LocalRun:
             points.append(CurvePoint(step=step, value=metrics[metric]))
         elif pod.proc.poll() is not None and pod.termination.exists():
             # the last point of a run that ended between two scrapes
-            import json
-
-            try:
-                doc = json.loads(pod.termination.read_text())
-                value = doc.get("last", {}).get(metric)
-                if isinstance(value, (int, float)) and isinstance(doc.get("step"), int):
-                    points.append(CurvePoint(step=doc["step"], value=float(value)))
-            except ValueError:
-                pass
+            doc = read_termination(pod.termination.read_text())
+            value = (doc.get("last") or {}).get(metric)
+            if isinstance(value, (int, float)) and isinstance(doc.get("step"), int):
+                points.append(CurvePoint(step=doc["step"], value=float(value)))
         return points
 
     # -- the whole run ------------------------------------------------------
