@@ -127,7 +127,7 @@ class KubetunePolicy(Policy):
             if self.check_coverage:
                 lo, hi = a.interval()
                 self.coverage.append(lo <= objective(curves[run.idx]) <= hi)
-            return a.p_beat < self.rule.probability
+            return a.p_beat < self.rule.threshold(a.step)
         return self.rule.decide(mine, others, "minimize") is not None
 
 
@@ -240,12 +240,12 @@ def main() -> None:
           f"orders={a.orders}, workers={a.workers}")
     rng = np.random.default_rng(7)
     orders = [list(rng.permutation(len(curves))) for _ in range(a.orders)]
-    header = f"{'rule':30} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
-    print(header)
-    print("-" * len(header))
     if not nni_available():
         print("NNI's curve-fitting assessor is not importable here: its row is left out "
               "(pip install nni --no-deps plus json_tricks, psutil, 'typeguard<4.1.3', 'filelock<3.12')")
+    header = f"{'rule':30} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
+    print(header)
+    print("-" * len(header))
     for workers in a.workers:
         rows = policies(steps)
         if nni_available() and workers in a.nni_workers:

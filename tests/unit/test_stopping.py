@@ -104,3 +104,8 @@ def test_curve_fit_pruner_plugs_into_optuna():
             study.tell(t, v)
             outcomes.append("complete")
     assert outcomes[-1] == "pruned" and outcomes[:4] == ["complete"] * 4
+
+
+def test_curve_fit_needs_stronger_evidence_early_in_training():
+    rule = CurveFitRule(final_step=100, probability=0.05)
+    assert rule.threshold(5) == pytest.approx(0.01) and rule.threshold(25) == rule.threshold(80) == 0.05

@@ -24,6 +24,7 @@ from .base import Curve, Decision, best_so_far, oriented
 
 DEFAULT_SCALE = 3.0  # interval inflation (in sd) before the Round has finished trials to calibrate on
 MIN_POINTS = 5
+EARLY_FRACTION = 0.25  # before this fraction of training, stopping needs proportionally stronger evidence
 
 
 # Each family is y = c + a * g_b(t), t = step / final_step, a >= 0: for a fixed shape b the
@@ -232,11 +233,17 @@ class CurveFitRule:
         p_beat = 1.0 if mine_best <= target else float(stats.norm.cdf((target - mean) / sd))
         return Assessment(step=step, mean=mean, sd=sd, best=best, p_beat=p_beat, calibration_trials=cal.n)
 
+    def threshold(self, step: int) -> float:
+        """The stop threshold at a step: the full `probability` from a quarter of training on,
+        proportionally stricter before, because extrapolating from the first few points is
+        where fits stop late bloomers."""
+        return self.probability * min(1.0, step / (EARLY_FRACTION * self.final_step))
+
     def decide(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
     ) -> Decision | None:
         a = self.assess(curve, others, direction, finished)
-        if a is None or a.p_beat >= self.probability:
+        if a is None or a.p_beat >= self.threshold(a.step):
             return None
         sign = 1.0 if direction == "minimize" else -1.0
         low, high = sorted(sign * x for x in a.interval())
