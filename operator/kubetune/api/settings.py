@@ -90,12 +90,15 @@ class EarlyStopping(Model):
         default=None,
         gt=0,
         lt=1,
-        description="curvefit: stop when the probability to beat the best finished value falls below this (default 0.05).",
+        description=(
+            "curvefit: stop when the probability to beat the best value seen in the Round falls below this "
+            "(default 0.05); before a quarter of maxSteps the threshold is proportionally stricter."
+        ),
     )
     margin: float | None = Field(
         default=None,
         ge=0,
-        description="curvefit: relative margin a trial must beat the best by to count as better (default 0).",
+        description="curvefit: relative margin a trial must beat the best value by to count as better (default 0).",
     )
 
 
