@@ -143,6 +143,9 @@ class NNIPolicy(Policy):
         self.name = f"NNI curvefitting (gap {gap})"
 
     def reset(self) -> None:
+        import warnings
+
+        warnings.filterwarnings("ignore")  # its curve functions warn on every overflow
         self.assessor = self.cls(epoch_num=self.steps, start_step=max(6, self.steps // 10), threshold=0.95, gap=self.gap)
 
     def _history(self, run: Run, curves) -> list[float]:
