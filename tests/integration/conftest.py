@@ -192,3 +192,11 @@ def prometheus(tmp_path: Path):
         yield server
     finally:
         server.stop()
+
+
+async def start_operator(world: dict[str, Any], **kw: Any) -> Operator:
+    """Start the operator; the world fixture stops it, even when the test fails."""
+    op = Operator(**kw)
+    world["operators"].append(op)
+    await op.start()
+    return op

@@ -3,23 +3,16 @@ from __future__ import annotations
 
 from kubetune.metrics.prometheus import PrometheusClient
 
-from .conftest import NS, Operator, create, live, round_manifest, study_manifest, wait_for
+from .conftest import NS, create, live, round_manifest, start_operator, study_manifest, wait_for
 
 
 def _status(api, plural, name):
     return (live(api, plural).get(name) or {}).get("status") or {}
 
 
-async def _operator(world, **kw) -> Operator:
-    op = Operator(**kw)
-    world["operators"].append(op)
-    await op.start()
-    return op
-
-
 async def test_too_many_failed_trials_fail_the_round_and_stop_the_rest(world):
     api = world["api"]
-    await _operator(world)
+    await start_operator(world)
     await create(api, study_manifest(max_steps=30))
     rnd = round_manifest(max_trials=10, parallelism=2)
     rnd["spec"]["fixed"] = {"crash": True}
@@ -40,7 +33,7 @@ async def test_too_many_failed_trials_fail_the_round_and_stop_the_rest(world):
 
 async def test_an_evicted_pod_is_retried_without_counting_as_a_failure(world):
     api, kubelet = world["api"], world["kubelet"]
-    await _operator(world)
+    await start_operator(world)
     await create(api, study_manifest(max_steps=40))
     await create(api, round_manifest(max_trials=1, parallelism=1))
     await wait_for(lambda: "r1-0-a1" in kubelet.procs, 30, "the first pod to run")
@@ -54,7 +47,7 @@ async def test_an_evicted_pod_is_retried_without_counting_as_a_failure(world):
 
 async def test_a_diverged_trial_is_infeasible_not_failed(world):
     api = world["api"]
-    await _operator(world)
+    await start_operator(world)
     await create(api, study_manifest(max_steps=10))
     rnd = round_manifest(max_trials=2, parallelism=2)
     rnd["spec"]["fixed"] = {"nan_at": 4}
@@ -69,7 +62,7 @@ async def test_a_diverged_trial_is_infeasible_not_failed(world):
 
 async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
     api = world["api"]
-    op = await _operator(world)
+    op = await start_operator(world)
     # the emulator does not validate, so this reaches the operator as a buggy admission chain would let it
     bad = round_manifest(name="bad")
     bad["spec"]["nuisance"][0]["min"] = 5.0  # min > max
@@ -93,7 +86,7 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
 
 async def test_raising_parallelism_on_a_running_round_takes_effect(world):
     api, kubelet = world["api"], world["kubelet"]
-    await _operator(world)
+    await start_operator(world)
     await create(api, study_manifest(max_steps=60))
     await create(api, round_manifest(max_trials=6, parallelism=1))
     await wait_for(lambda: len(live(api, "trials")) == 1, 30, "one trial")
@@ -110,7 +103,7 @@ async def test_raising_parallelism_on_a_running_round_takes_effect(world):
 async def test_median_rule_stops_hopeless_trials_with_evidence(world, prometheus):
     api = world["api"]
     world["kubelet"].targets_file = prometheus.targets
-    await _operator(world, prometheus=PrometheusClient(prometheus.url, timeout=2, retries=1))
+    await start_operator(world, prometheus=PrometheusClient(prometheus.url, timeout=2, retries=1))
     await create(api, study_manifest(max_steps=12, baseline={"learning_rate": 0.1, "step_seconds": 1.0}))
     rnd = round_manifest(max_trials=8, parallelism=4)
     rnd["spec"]["nuisance"][0].update(min=0.0001, max=10.0)

@@ -8,7 +8,7 @@ import pytest
 from kubetune.metrics.prometheus import PrometheusClient, PrometheusError
 from kubetune.metrics.promql import curve_queries
 
-from .conftest import Operator, create, live, round_manifest, study_manifest, wait_for
+from .conftest import create, live, round_manifest, start_operator, study_manifest, wait_for
 
 
 def expected(lr: float, step: int) -> float:  # the trainer's curve (tests/integration/trainer.py)
@@ -17,9 +17,7 @@ def expected(lr: float, step: int) -> float:  # the trainer's curve (tests/integ
 
 async def test_curve_in_status_matches_what_the_trial_reported(world, prometheus):
     api = world["api"]
-    op = Operator(prometheus=PrometheusClient(prometheus.url, timeout=2, retries=1))
-    world["operators"].append(op)
-    await op.start()
+    await start_operator(world, prometheus=PrometheusClient(prometheus.url, timeout=2, retries=1))
     await create(api, study_manifest(max_steps=10, baseline={"learning_rate": 0.1, "step_seconds": 1.3}))
     await create(api, round_manifest(max_trials=2, parallelism=2))
 
@@ -44,9 +42,7 @@ async def test_curve_in_status_matches_what_the_trial_reported(world, prometheus
 
 async def test_prometheus_outage_mid_trial_keeps_the_final_result(world, prometheus):
     api = world["api"]
-    op = Operator(prometheus=PrometheusClient(prometheus.url, timeout=1, retries=0))
-    world["operators"].append(op)
-    await op.start()
+    op = await start_operator(world, prometheus=PrometheusClient(prometheus.url, timeout=1, retries=0))
     await create(api, study_manifest(max_steps=14, baseline={"learning_rate": 0.1, "step_seconds": 1.0}))
     await create(api, round_manifest(max_trials=1, parallelism=1))
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import kopf
 from kubernetes.client.rest import ApiException
 
-from ..analysis import analyze_round
+from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
 from ..api.common import Condition, get_condition, rfc3339, set_condition
 from ..api.validation import problems
@@ -46,7 +46,7 @@ class OperatorConfig:
     stop_grace_seconds: int = 30
     backoff_seconds: float = 10.0
     clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc))
-    _analysis_cache: dict[str, tuple[Any, dict]] = field(default_factory=dict)
+    analyses: AnalysisCache = field(default_factory=AnalysisCache)
     _last_query: dict[str, float] = field(default_factory=dict)
 
     def due(self, key: str, now: float) -> bool:
@@ -223,22 +223,10 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             if t.status.pod_name:
                 cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
     status = plan.status
-    status.analysis = _analysis(cfg, study, rnd, trials)
+    status.analysis = cfg.analyses.get(study, rnd, trials)
     for phase, count in status.counts.wire().items():
         m.TRIALS.labels(namespace, name, phase).set(count)
     _write_status(patch, raw.get("status"), status)
-
-
-def _analysis(cfg: OperatorConfig, study: Study, rnd: Round, trials: list[Trial]) -> dict:
-    key = f"{rnd.metadata.namespace}/{rnd.metadata.name}"
-    fingerprint = (rnd.metadata.generation, study.metadata.generation,
-                   tuple((t.metadata.name, phase_of(t), t.status.objective, len(t.status.curve)) for t in trials))
-    hit = cfg._analysis_cache.get(key)
-    if hit and hit[0] == fingerprint:
-        return hit[1]
-    result = analyze_round(study, rnd, trials).wire()
-    cfg._analysis_cache[key] = (fingerprint, result)
-    return result
 
 
 def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..analysis import analyze_round
+from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, Round, Study, Trial
 from ..api.common import rfc3339
 from ..api.trial import CurvePoint
@@ -49,6 +49,7 @@ class LocalRun:
         self.settings = resolve(study, rnd)
         self.trials: dict[str, Trial] = {t.metadata.name: t for t in self.store.load_trials()}
         self.pods: dict[str, LocalPod] = {}
+        self.analyses = AnalysisCache()
         self.store.save_study(study)
 
     # -- one pass -----------------------------------------------------------
@@ -64,7 +65,7 @@ class LocalRun:
         ending = dict(plan.stop)
         for name, trial in list(self.trials.items()):
             self._reconcile_trial(trial, ending.get(name), now)
-        self.round.status.analysis = analyze_round(self.study, self.round, list(self.trials.values())).wire()
+        self.round.status.analysis = self.analyses.get(self.study, self.round, list(self.trials.values()))
         self.store.save_round(self.round)
         live = any(p.proc.poll() is None for p in self.pods.values())
         return self.round.status.phase not in ("Succeeded", "Failed") or live
