@@ -100,3 +100,25 @@ def test_curves_stay_bounded_and_keep_first_last_and_best():
     steps = [c.step for c in p.status.curve]
     assert len(steps) <= 200 and steps[0] == 1 and steps[-1] == 5000 and 1234 in steps
     assert steps == sorted(steps)
+
+
+def test_a_pod_that_can_never_start_fails_the_trial_instead_of_pending_forever():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Pending", 1, "r-0-a1"
+    pod = PodView("r-0-a1", "Pending", waiting_reason="CreateContainerConfigError",
+                  waiting_message="container has runAsNonRoot and image will run as root")
+    p = plan_trial(t, pod, **KW)
+    assert p.status.phase == "Failed" and "runAsNonRoot" in p.status.message and p.delete_pod == "r-0-a1"
+    slow = plan_trial(t, PodView("r-0-a1", "Pending", waiting_reason="ContainerCreating"), **KW)
+    assert slow.status.phase == "Pending"
+
+
+def test_pod_view_reads_the_kubelet_fields():
+    from kubetune.controller.pods import pod_view
+
+    pod = {"metadata": {"name": "p"}, "status": {
+        "phase": "Failed", "reason": "Evicted", "startTime": "2026-01-01T00:00:00Z",
+        "conditions": [{"type": "DisruptionTarget", "status": "True"}],
+        "containerStatuses": [{"name": "train", "state": {"terminated": {"exitCode": 137, "message": "{}"}}}]}}
+    v = pod_view(pod, "train")
+    assert (v.phase, v.reason, v.exit_code, v.disrupted, v.termination_message) == ("Failed", "Evicted", 137, True, "{}")

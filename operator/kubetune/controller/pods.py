@@ -13,9 +13,11 @@ def pod_view(pod: Mapping[str, Any], container: str) -> PodView:
     if meta.get("deletionTimestamp") and phase in ("Pending", "Running"):
         phase = "Running"  # still terminating: its final state comes later
     terminated: dict[str, Any] = {}
+    waiting: dict[str, Any] = {}
     for cs in status.get("containerStatuses") or []:
         if cs.get("name") == container:
             terminated = (cs.get("state") or {}).get("terminated") or {}
+            waiting = (cs.get("state") or {}).get("waiting") or {}
     disrupted = any(
         c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in status.get("conditions") or []
     )
@@ -28,4 +30,6 @@ def pod_view(pod: Mapping[str, Any], container: str) -> PodView:
         started_at=status.get("startTime"),
         disrupted=disrupted,
         message=status.get("message"),
+        waiting_reason=waiting.get("reason"),
+        waiting_message=waiting.get("message"),
     )

@@ -21,6 +21,13 @@ DISRUPTION_REASONS = frozenset(
 )
 
 
+CANNOT_START = frozenset(
+    {"CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "ErrImageNeverPull",
+     "ImagePullBackOff"}
+)
+"""Waiting reasons that do not fix themselves: a trial would stay Pending forever."""
+
+
 @dataclass(frozen=True)
 class PodView:
     """The facts kubetune reads from a pod (or a local process)."""
@@ -33,6 +40,8 @@ class PodView:
     started_at: str | None = None
     disrupted: bool = False  # DisruptionTarget condition, eviction, preemption, node loss
     message: str | None = None
+    waiting_reason: str | None = None  # why the training container has not started
+    waiting_message: str | None = None
 
 
 @dataclass
@@ -145,6 +154,12 @@ def plan_trial(
         plan.create_pod = status.pod_name
         return plan
 
+    if pod.phase == "Pending" and pod.waiting_reason in CANNOT_START:
+        status.phase = "Failed"
+        status.message = f"the pod cannot start: {pod.waiting_reason}: {pod.waiting_message or ''}".strip()[:1000]
+        status.completion_time = rfc3339(now)
+        plan.delete_pod = pod.name
+        return plan
     if pod.phase == "Pending":
         status.phase = status.phase or "Pending"
         status.pod_name = pod.name
