@@ -244,9 +244,9 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     pod = next((p for p in pods if p["metadata"]["name"] == trial.status.pod_name), None)
     container = training_container(study)
     view = pod_view(pod, container) if pod else None
-    for other in pods:  # pods of earlier attempts that still run (e.g. a slow eviction)
+    for other in pods:  # a pod of an earlier attempt that still runs (e.g. a node that came back)
         if other is not pod and (other.get("status") or {}).get("phase") in ("Pending", "Running") \
-                and phase_of(trial) not in ("Pending", "Running"):
+                and not (other.get("metadata") or {}).get("deletionTimestamp"):
             cfg.kube.delete_pod(namespace, other["metadata"]["name"], cfg.stop_grace_seconds)
 
     curve = None
