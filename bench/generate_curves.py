@@ -2,7 +2,9 @@
 
 Runs the trial image's own training code (kubetune.demo.digits.train: an MLP on
 scikit-learn's bundled digits) over N quasi-randomly sampled configurations on the
-CPU and stores every validation-loss curve, compactly, in bench/data/.
+CPU and stores every validation-loss and validation-accuracy curve, compactly, in
+bench/data/. The accuracy curves are a second shape (bounded, quantized, maximized)
+to check that the rules' defaults are not tuned to one curve family.
 
     python bench/generate_curves.py --configs 300 --steps 50     # ~5 minutes on 2 cores
 """
@@ -42,16 +44,18 @@ def run(args: tuple[int, dict, int]) -> dict:
     from kubetune.demo.digits import train
 
     i, params, steps = args
-    curve: list[float | None] = []
+    curves: dict[str, list[float | None]] = {"val_loss": [], "val_accuracy": []}
 
     def on_step(step: int, m: dict[str, float]) -> bool:
-        v = m["val_loss"]
-        curve.append(float(f"{v:.5g}") if math.isfinite(v) else None)
+        for name, curve in curves.items():
+            v = m[name]
+            curve.append(float(f"{v:.5g}") if math.isfinite(v) else None)
         return True
 
     train(params, seed=i, steps=steps, on_step=on_step)
-    curve += [None] * (steps - len(curve))  # a diverged run stops early: the rest is NaN
-    return {"config": params, "val_loss": curve}
+    for curve in curves.values():
+        curve += [None] * (steps - len(curve))  # a diverged run stops early: the rest is NaN
+    return {"config": params, **curves}
 
 
 def main() -> None:
@@ -66,7 +70,8 @@ def main() -> None:
     with ProcessPoolExecutor(a.workers) as pool:
         runs = list(pool.map(run, jobs, chunksize=4))
     OUT.parent.mkdir(exist_ok=True)
-    doc = {"task": "digits-mlp", "metric": "val_loss", "goal": "minimize", "steps": a.steps, "runs": runs}
+    doc = {"task": "digits-mlp", "metrics": {"val_loss": "minimize", "val_accuracy": "maximize"},
+           "steps": a.steps, "runs": runs}
     with gzip.open(OUT, "wt") as f:
         json.dump(doc, f, separators=(",", ":"))
     print(f"wrote {len(runs)} curves of {a.steps} steps to {OUT} ({OUT.stat().st_size // 1024} KiB) "
