@@ -1,10 +1,8 @@
 """Round analysis: a pure function of a Round's trials, written to Round.status.analysis."""
 from __future__ import annotations
 
-import math
-
 from ..api import Round, Study, Trial
-from ..core.round_plan import phase_of
+from ..core.round_plan import ranked
 from ..core.settings import resolve
 from ..space import SearchSpace
 from .boundary import boundary_warnings, top_share
@@ -22,22 +20,17 @@ def analyze_round(study: Study, rnd: Round, trials: list[Trial]) -> Analysis:
     s = resolve(study, rnd)
     space = SearchSpace.of(rnd.spec)
     search = [t for t in trials if t.spec.purpose == "search"]
-    finished = [
-        t for t in search
-        if phase_of(t) == "Succeeded" and t.status.objective is not None and math.isfinite(t.status.objective)
-    ]
-    sign = 1.0 if s.direction == "minimize" else -1.0
-    ranked = sorted(finished, key=lambda t: sign * t.status.objective)  # type: ignore[operator]
+    best_first = ranked(search, s.direction)
     a = Analysis(
         best_trials=[RankedTrial(name=t.metadata.name, value=t.status.objective, parameters=t.spec.parameters)  # type: ignore[arg-type]
-                     for t in ranked[:5]],
-        boundaries=boundary_warnings(list(space.parameters), ranked),
+                     for t in best_first[:5]],
+        boundaries=boundary_warnings(list(space.parameters), best_first),
         infeasible=infeasibility(list(space.parameters), search),
-        importance=importance(space, finished, s.direction),
-        isolation=isolation(list(rnd.spec.scientific), finished, s.direction),
+        importance=importance(space, best_first, s.direction),
+        isolation=isolation(list(rnd.spec.scientific), best_first, s.direction),
         reruns=rerun_statistics(trials, s.direction),
     )
-    for t in ranked[: min(3, top_share(len(ranked)))]:
+    for t in best_first[: min(3, top_share(len(best_first)))]:
         a.curves += curve_findings(t, s.direction, s.max_steps)
     a.messages = [w.message for w in a.boundaries]
     if a.infeasible.count:

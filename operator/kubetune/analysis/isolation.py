@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..api import Parameter, Trial
-from ..core.round_plan import better
+from ..core.round_plan import best_trial
 from ..space import position
 from .model import IsolationPoint
 
@@ -37,10 +37,7 @@ def isolation(scientific: list[Parameter], finished: list[Trial], direction: str
         keys = order + sorted(k for k in groups if k not in order)
         for key in keys:
             group = groups.get(key, [])
-            best = None
-            for t in group:
-                if best is None or better(t.status.objective, best.status.objective, direction):  # type: ignore[arg-type]
-                    best = t
+            best = best_trial(group, direction)
             out.append(IsolationPoint(
                 parameter=p.name, value=key, trials=len(group),
                 best=best.status.objective if best else None, trial=best.metadata.name if best else None,

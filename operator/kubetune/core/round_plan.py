@@ -40,21 +40,19 @@ def phase_of(trial: Trial) -> str:
     return trial.status.phase or "Pending"
 
 
-def better(a: float, b: float, direction: str) -> bool:
-    return a < b if direction == "minimize" else a > b
+def ranked(trials: list[Trial], direction: str) -> list[Trial]:
+    """Succeeded search trials with a finite objective, best first (ties keep their order)."""
+    done = [
+        t for t in trials
+        if t.spec.purpose == "search" and phase_of(t) == "Succeeded"
+        and t.status.objective is not None and math.isfinite(t.status.objective)
+    ]
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted(done, key=lambda t: sign * t.status.objective)  # type: ignore[operator]
 
 
-def best_trial(trials: list[Trial], direction: str, purpose: str | None = "search") -> Trial | None:
-    best: Trial | None = None
-    for t in trials:
-        v = t.status.objective
-        if phase_of(t) != "Succeeded" or v is None or not math.isfinite(v):
-            continue
-        if purpose and t.spec.purpose != purpose:
-            continue
-        if best is None or better(v, best.status.objective, direction):  # type: ignore[arg-type]
-            best = t
-    return best
+def best_trial(trials: list[Trial], direction: str) -> Trial | None:
+    return next(iter(ranked(trials, direction)), None)
 
 
 def observations(trials: list[Trial]) -> list[Observation]:
@@ -97,6 +95,7 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
     active = [t for t in trials if phase_of(t) in ACTIVE]
     search = [t for t in trials if t.spec.purpose == "search"]
     reruns = [t for t in trials if t.spec.purpose == "rerun"]
+    planned = _planned_reruns(study, rnd, s, search)
 
     if not done_before and counts.failed and counts.failed >= s.max_failed:
         conditions = set_condition(
@@ -123,7 +122,6 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
                 next_number = number + 1
                 search.append(t)
         elif not [t for t in search if phase_of(t) in ACTIVE]:
-            planned = _planned_reruns(study, rnd, s, search)
             missing = [p for p in planned if (p[0], p[2]) not in {(t.spec.rerun_of, t.spec.seed) for t in reruns}]
             for rerun_of, params, seed in missing[: max(0, room)]:
                 t = _new_trial(study, rnd, next_number, params, "rerun", rerun_of, seed)
@@ -154,7 +152,7 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
     status.best_value = best.status.objective if best else None
     status.counts = counts
     status.trials_created = len(trials) + len(plan.create)
-    planned_total = s.max_trials + len(_planned_reruns(study, rnd, s, search)) if s.rerun_top_k else s.max_trials
+    planned_total = s.max_trials + len(planned)
     finished = sum(1 for t in trials if phase_of(t) in FINISHED)
     status.progress = f"{finished}/{planned_total}"
     if status.start_time is None and (trials or plan.create):
@@ -198,13 +196,8 @@ def _planned_reruns(
     """(rerun_of, parameters, seed) of every re-run the Round asks for, in order."""
     if not s.rerun_top_k:
         return []
-    ranked = [
-        t for t in search
-        if phase_of(t) == "Succeeded" and t.status.objective is not None and math.isfinite(t.status.objective)
-    ]
-    ranked.sort(key=lambda t: t.status.objective if s.direction == "minimize" else -t.status.objective)  # type: ignore[operator]
     out = []
-    for t in ranked[: s.rerun_top_k]:
+    for t in ranked(search, s.direction)[: s.rerun_top_k]:
         out += [(t.metadata.name, dict(t.spec.parameters), rerun_seed(rnd.metadata.name, t.metadata.name, k))
                 for k in range(s.rerun_seeds)]
     if s.rerun_baseline:
