@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..analysis import Analysis
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, Round, Study, Trial
 from ..api.common import rfc3339
@@ -129,7 +130,8 @@ class LocalRun:
 
     def finish(self) -> Path:
         report = self.store.root / "report.html"
-        report.write_text(render_report(self.study, self.round, list(self.trials.values())))
+        analysis = Analysis.model_validate(self.round.status.analysis) if self.round.status.analysis else None
+        report.write_text(render_report(self.study, self.round, list(self.trials.values()), analysis))
         return report
 
 

@@ -21,11 +21,16 @@ class RunStore:
         self.pods = root / "pods"
         for d in (self.root, self.trials_dir, self.logs, self.pods):
             d.mkdir(parents=True, exist_ok=True)
+        self._written: dict[Path, str] = {}
 
     def _write(self, path: Path, obj: Model) -> None:
+        text = yaml.safe_dump(obj.wire(), sort_keys=False, allow_unicode=True)
+        if self._written.get(path) == text:
+            return  # the runner saves every pass; only changes reach the disk
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(obj.wire(), sort_keys=False, allow_unicode=True))
+        tmp.write_text(text)
         os.replace(tmp, path)  # atomic: an interrupted write never leaves half a file
+        self._written[path] = text
 
     def save_study(self, study: Study) -> None:
         self._write(self.root / "study.yaml", study)
