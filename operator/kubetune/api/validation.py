@@ -7,6 +7,7 @@ generated CRDs refuse what they must.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,19 @@ def problems(manifest: Any) -> list[Problem]:
         return [Problem("metadata.name", "every object needs a name")]
     # the spec is the user's; a status is the operator's and never makes an object invalid
     manifest = {k: v for k, v in manifest.items() if k != "status"}
+    meta = {k: v for k, v in manifest["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    key = json.dumps({**manifest, "metadata": meta}, sort_keys=True, default=str)
+    return list(_checked(key))
+
+
+@functools.lru_cache(maxsize=2048)
+def _checked(key: str) -> tuple[Problem, ...]:
+    """The checks proper, once per distinct manifest: the operator asks on every pass."""
+    manifest = json.loads(key)
+    return tuple(_find(manifest["kind"], manifest))
+
+
+def _find(kind: str, manifest: dict[str, Any]) -> list[Problem]:
     schema, validator = _schemas(kind)
     found = [
         Problem(_path(e.absolute_path), e.message)
