@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from kubetune.stopping import CurveFitPruner, CurveFitRule, MedianRule, MedianStoppingPruner, predict_final
+from kubetune.stopping.calibration import infer_floor, quantum
 
 
 def curve(floor, scale=1.0, steps=30, power=0.7, noise=0.0, seed=0):
@@ -106,6 +107,64 @@ def test_curve_fit_pruner_plugs_into_optuna():
     assert outcomes[-1] == "pruned" and outcomes[:4] == ["complete"] * 4
 
 
-def test_curve_fit_needs_stronger_evidence_early_in_training():
-    rule = CurveFitRule(final_step=100, probability=0.05)
-    assert rule.threshold(5) == pytest.approx(0.01) and rule.threshold(25) == rule.threshold(80) == 0.05
+def test_metric_bounds_and_quanta_are_inferred_from_the_values_seen():
+    assert infer_floor([0.3, 2.0, 0.01], "minimize") == 0.0  # a loss
+    assert infer_floor([-0.3, 2.0], "minimize") is None
+    assert infer_floor([-0.2, -0.97], "maximize") == -1.0  # accuracy, negated inside the rules
+    assert infer_floor([-12.0, -97.0], "maximize") == -100.0  # a percentage
+    assert infer_floor([-12.0, -970.0], "maximize") is None
+    assert quantum([k / 449 for k in (400, 401, 405, 430, 441, 447)]) == pytest.approx(1 / 449)
+    assert quantum(list(np.random.default_rng(0).random(50))) == 0.0
+
+
+def test_a_loss_is_never_extrapolated_below_zero():
+    steep = [(s, 2.0 - 0.12 * s) for s in range(1, 11)]  # a straight line would cross 0 at step 17
+    p = predict_final(steep, 50, floor=0.0)
+    assert p is not None and p.mean >= 0.0
+    unbounded = predict_final(steep, 50)
+    assert unbounded is not None and unbounded.mean < 0.0
+
+
+def test_the_best_of_a_noisy_curve_is_expected_to_beat_its_fitted_level():
+    rng = np.random.default_rng(3)
+    smooth = [(s, 0.2 + 0.5 * s ** -0.7) for s in range(1, 21)]
+    noisy = [(s, v + rng.normal(0, 0.03)) for s, v in smooth]
+    ps, pn = predict_final(smooth, 50, 0.0), predict_final(noisy, 50, 0.0)
+    assert ps is not None and pn is not None and 0.01 < pn.noise < 0.06 and ps.noise < 0.002
+    assert pn.objective(noisy, 50, 0.0) < pn.mean - pn.noise  # 30 more noisy draws: some land low
+    assert ps.objective(smooth, 50, 0.0) == pytest.approx(ps.mean, abs=0.005)
+    assert pn.objective(noisy, 20, 0.0) == min(v for _, v in noisy)  # nothing left to draw
+
+
+def late_drop(level, final, drop_at, steps=30, seed=0):
+    """Flat at `level`, then falls to `final` from `drop_at` on: no fit can see it coming."""
+    rng = np.random.default_rng(seed)
+    return [(s, 0.002 * rng.standard_normal() + (level if s < drop_at else final + (level - final) * math.exp(-(s - drop_at) / 2.0)))
+            for s in range(1, steps + 1)]
+
+
+def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
+    # finished: trials flat at ~0.5 that dropped late to ~0.05, and trials at ~0.2 that stayed there
+    bloomers = [late_drop(0.5 + 0.01 * i, 0.05 + 0.005 * i, 14 + i % 5, seed=i) for i in range(10)]
+    plateaus = [late_drop(0.2 + 0.005 * i, 0.2 + 0.005 * i, 40, seed=i) for i in range(10)]
+    done = bloomers + plateaus
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3)
+    like_bloomers = late_drop(0.52, 0.05, 40)[:10]  # worse now, but looks like the late bloomers
+    like_plateaus = late_drop(0.21, 0.21, 40)[:10]  # better now, but looks like the plateaus
+    kept = rule.assess(like_bloomers, done, "minimize", done)
+    stopped = rule.decide(like_plateaus, done, "minimize", done)
+    assert kept is not None and kept.calibration_trials >= 5 and kept.p_beat > rule.probability
+    assert stopped is not None and stopped.evidence["calibrationTrials"] >= 5
+    assert stopped.evidence["upper"] > stopped.evidence["lower"] > 0.05  # the interval stays above the best
+    # without finished trials to learn from, the same curve is judged with a wide default
+    uncalibrated = rule.assess(like_plateaus, done, "minimize", finished=[])
+    assert uncalibrated is not None and uncalibrated.calibration_trials == 0
+
+
+def test_on_a_quantized_metric_reaching_the_best_level_is_not_a_loss():
+    q = 1 / 200
+    acc = lambda top: [(s, round(min(top, 0.5 + 0.1 * s) / q) * q) for s in range(1, 21)]  # noqa: E731
+    peers = [acc(0.95), acc(0.9), acc(0.85)]
+    tied = acc(0.95)[:12]  # already at the best level: a tie, kept whatever the fit says
+    a = CurveFitRule(final_step=30, min_trials=3).assess(tied, peers, "maximize", peers)
+    assert a is not None and a.p_beat == 1.0

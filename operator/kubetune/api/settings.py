@@ -92,7 +92,7 @@ class EarlyStopping(Model):
         lt=1,
         description=(
             "curvefit: stop when the probability to beat the best value seen in the Round falls below this "
-            "(default 0.05); before a quarter of maxSteps the threshold is proportionally stricter."
+            "(default 0.05). The probability is calibrated on the Round's finished trials."
         ),
     )
     margin: float | None = Field(

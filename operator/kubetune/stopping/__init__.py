@@ -2,14 +2,16 @@
 
 - `median`: the median stopping rule of Google Vizier (Golovin et al. 2017).
 - `curvefit`: extrapolate the partial curve with an ensemble of learning-curve
-  families, calibrated on the Round's finished trials.
+  families (`extrapolation`), calibrated on the Round's finished trials that looked
+  like it at the same step (`calibration`).
 - `pruners`: both as optuna pruners, to compare with optuna's own on equal terms.
 
 Curves here are sequences of (step, value) pairs; `direction` says whether lower
 (minimize) or higher (maximize) is better.
 """
 from .base import Curve, Decision, oriented
-from .curvefit import CurveFitRule, predict_final
+from .curvefit import CurveFitRule
+from .extrapolation import predict_final
 from .median import MedianRule
 from .pruners import CurveFitPruner, MedianStoppingPruner
 

@@ -1,0 +1,139 @@
+"""Extrapolate a partial learning curve to the final step with parametric families.
+
+Each family is y = c + a * g_b(t), t = step / final_step, a >= 0: for a fixed shape b
+the fit is linear in (c, a), so every b of a grid is solved in closed form at once
+(variable projection), then refined with Huber weights against outliers. Fast (well
+under 1 ms per family) and never stuck in a local minimum the way iterative bounded fits
+can be. The families are weighted by BIC; their spread is part of the uncertainty.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+MIN_POINTS = 5
+
+FAMILIES = {
+    "pow3": (lambda t, b: np.power(t, -b), np.geomspace(0.01, 3.0, 48)),
+    "exp3": (lambda t, b: np.exp(-b * t), np.geomspace(0.05, 60.0, 48)),
+    "hyperbolic": (lambda t, b: 1.0 / (1.0 + b * t), np.geomspace(0.05, 500.0, 48)),
+    "logpower": (lambda t, b: np.power(np.log1p(50.0 * t) + 1.0, -b), np.geomspace(0.01, 5.0, 48)),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The fitted curve's value at the final step (lower is better)."""
+
+    mean: float
+    sd: float  # the fit's own uncertainty: spread between families and residual noise
+    families: int
+    noise: float = 0.0  # how much single measurements scatter around the curve lately
+
+    def objective(self, curve: list[tuple[int, float]], final_step: int, floor: float | None = None) -> float:
+        """The expected final objective, which is the best value the trial will have
+        reported: on a noisy curve the best of the measurements still to come falls below
+        the fitted curve by about the expected minimum of that many noise draws (Blom's
+        approximation). Never worse than the best so far, never past the floor."""
+        best = min(v for _, v in curve)
+        remaining = max(0, final_step - curve[-1][0])
+        lucky = self.noise * float(stats.norm.ppf((remaining - 0.375) / (remaining + 0.25))) if remaining > 1 else 0.0
+        expected = self.mean - max(0.0, lucky)
+        return min(best, expected if floor is None else max(floor, expected))
+
+
+def _fit_family(
+    g: np.ndarray, y: np.ndarray, w: np.ndarray, floor: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares of y = c + a*g for every row of g (one row per b); a >= 0 and,
+    when the metric has a floor, c >= floor (an asymptote below it is impossible).
+    Returns (c, a, weighted SSE) per row."""
+    sw = w.sum()
+    gm = (g * w).sum(axis=1) / sw
+    ym = float((y * w).sum() / sw)
+    gc = g - gm[:, None]
+    var = (w * gc * gc).sum(axis=1)
+    cov = (w * gc * (y - ym)).sum(axis=1)
+    a = np.where(var > 1e-15, cov / np.maximum(var, 1e-15), 0.0)
+    a = np.maximum(a, 0.0)
+    c = ym - a * gm
+    if floor is not None:
+        low = c < floor  # pin the asymptote at the floor and refit the amplitude alone
+        if low.any():
+            gg = (w * g * g).sum(axis=1)
+            a_pinned = np.maximum(0.0, (w * g * (y - floor)).sum(axis=1) / np.maximum(gg, 1e-15))
+            c = np.where(low, floor, c)
+            a = np.where(low, a_pinned, a)
+    r = y[None, :] - (c[:, None] + a[:, None] * g)
+    return c, a, (w * r * r).sum(axis=1)
+
+
+def measurement_noise(y: np.ndarray) -> float:
+    """The scatter of single measurements over the latest half of a curve, from successive
+    differences with the local trend removed (robust: MAD). Independent of any fit, whose
+    residuals early in training are mostly misfit, not noise."""
+    d = np.diff(y[-max(MIN_POINTS, len(y) // 2):])
+    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size else 0.0
+
+
+def predict_final(curve: list[tuple[int, float]], final_step: int, floor: float | None = None) -> Prediction | None:
+    """Predicted value at `final_step` (lower is better) with its raw standard deviation.
+    `floor`: a value the metric cannot go below (0 for a loss), or None."""
+    if len(curve) < MIN_POINTS:
+        return None
+    steps = np.array([s for s, _ in curve], dtype=float)
+    ys = np.array([v for _, v in curve], dtype=float)
+    scale = float(np.ptp(ys)) or (abs(float(ys.mean())) or 1.0)
+    offset = float(ys[-1])
+    y = (ys - offset) / scale
+    t = steps / float(final_step)
+    n = len(y)
+    floor_n = None if floor is None else (floor - offset) / scale
+    preds, bics, resid = [], [], []
+    for shape, grid in FAMILIES.values():
+        with np.errstate(all="ignore"):
+            g = shape(t[None, :], grid[:, None])
+            g1 = shape(np.array([1.0])[None, :], grid[:, None])[:, 0]
+        ok = np.isfinite(g).all(axis=1) & np.isfinite(g1)
+        if not ok.any():
+            continue
+        g, g1 = g[ok], g1[ok]
+        w = np.ones(n)
+        for _ in range(2):  # a Huber reweighting pass: noisy spikes do not steer the fit
+            c, a, sse = _fit_family(g, y, w, floor_n)
+            k = int(np.argmin(sse))
+            r = y - (c[k] + a[k] * g[k])
+            mad = float(np.median(np.abs(r))) * 1.4826 or 1e-9
+            u = np.abs(r) / (1.345 * mad)
+            w = np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-12))
+        pred = float(c[k] + a[k] * g1[k])
+        sse_k = float(np.sum((y - (c[k] + a[k] * g[k])) ** 2))
+        if not math.isfinite(pred) or not math.isfinite(sse_k):
+            continue
+        preds.append(pred)
+        resid.append(math.sqrt(sse_k / max(1, n - 3)))
+        bics.append(n * math.log(sse_k / n + 1e-12) + 3 * math.log(n))
+    if not preds:
+        return None
+    b = np.array(bics)
+    wts = np.exp(-(b - b.min()) / 2.0)
+    wts /= wts.sum()
+    p = np.array(preds)
+    mean = float(np.sum(wts * p))
+    spread = float(math.sqrt(np.sum(wts * (p - mean) ** 2)))
+    noise = float(np.sum(wts * np.array(resid)))
+    # extrapolating further is less certain: grow the noise term with the distance left
+    remaining = max(0.0, 1.0 - float(t[-1]))
+    sd = math.sqrt(spread**2 + (noise * (1.0 + 2.0 * remaining)) ** 2) + 1e-9
+    return Prediction(mean=mean * scale + offset, sd=sd * scale, families=len(preds),
+                      noise=measurement_noise(y) * scale)
+
+
+def reach(curve: list[tuple[int, float]], pred: Prediction) -> float:
+    """How far the fit expects the curve to still improve: the predicted drop below its best
+    so far, or the prediction's own uncertainty when that is larger (plateaus, noise)."""
+    best = min(v for _, v in curve)
+    return max(best - pred.mean, pred.sd, 1e-12)
