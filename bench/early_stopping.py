@@ -18,6 +18,8 @@ interval) is measured at every assessment and printed below the table.
 
     python bench/early_stopping.py                      # workers 1, 8, 32; 3 orders
     python bench/early_stopping.py --workers 8 --orders 5 --limit 200
+    python bench/early_stopping.py --metric val_accuracy             # the same runs, maximized
+    python bench/early_stopping.py --data bench/data/boosting_curves.json.gz --metric val_mse
 """
 from __future__ import annotations
 
@@ -39,15 +41,16 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 DATA = Path(__file__).with_name("data") / "digits_curves.json.gz"
 
 
-def load(limit: int | None, metric: str = "val_loss") -> tuple[list[np.ndarray], int]:
-    """Curves oriented so that lower is better: a maximized metric is negated (the rules and
-    optuna's pruners are then all told `minimize`, on equal terms)."""
-    with gzip.open(DATA, "rt") as f:
+def load(limit: int | None, metric: str = "val_loss", path: Path = DATA) -> tuple[list[np.ndarray], int, str]:
+    """Curves oriented so that lower is better (a maximized metric is negated) for the
+    bookkeeping here, and the metric's goal: every rule sees the metric as it is, with its
+    goal, the way a Round hands it over."""
+    with gzip.open(path, "rt") as f:
         doc = json.load(f)
     goal = doc.get("metrics", {}).get(metric, doc.get("goal", "minimize"))
     sign = -1.0 if goal == "maximize" else 1.0
     curves = [sign * np.array([np.nan if v is None else v for v in r[metric]], float) for r in doc["runs"]]
-    return curves[:limit] if limit else curves, int(doc["steps"])
+    return curves[:limit] if limit else curves, int(doc["steps"]), goal
 
 
 def objective(c: np.ndarray) -> float:
@@ -84,6 +87,12 @@ class Result:
 
 class Policy:
     name = "none"
+    goal = "minimize"
+
+    @property
+    def sign(self) -> float:
+        """From the bookkeeping's lower-is-better values to the metric's own, and back."""
+        return -1.0 if self.goal == "maximize" else 1.0
 
     def start(self, run: Run) -> None: ...
     def step(self, run: Run, value: float, runs: list[Run], curves: list[np.ndarray], steps: int) -> bool:
@@ -96,7 +105,7 @@ class OptunaPolicy(Policy):
         self.name, self.factory = name, pruner_factory
 
     def reset(self) -> None:
-        self.study = optuna.create_study(direction="minimize", pruner=self.factory(),
+        self.study = optuna.create_study(direction=self.goal, pruner=self.factory(),
                                          sampler=optuna.samplers.RandomSampler(seed=0))
 
     def start(self, run: Run) -> None:
@@ -105,7 +114,7 @@ class OptunaPolicy(Policy):
     def step(self, run, value, runs, curves, steps) -> bool:
         if not math.isfinite(value):
             return False
-        run.handle.report(value, run.steps)
+        run.handle.report(self.sign * value, run.steps)
         return run.handle.should_prune()
 
     def finish(self, run: Run, curves) -> None:
@@ -114,7 +123,7 @@ class OptunaPolicy(Policy):
         value = objective(curves[run.idx][: run.steps]) if state == optuna.trial.TrialState.COMPLETE else None
         if value is not None and not math.isfinite(value):
             state, value = optuna.trial.TrialState.FAIL, None
-        self.study.tell(run.handle, value, state=state)
+        self.study.tell(run.handle, None if value is None else self.sign * value, state=state)
 
 
 class KubetunePolicy(Policy):
@@ -125,19 +134,22 @@ class KubetunePolicy(Policy):
     def reset(self) -> None:
         self.coverage = []
 
+    def native(self, run: Run, curves) -> list[tuple[int, float]]:
+        return [(s, self.sign * v) for s, v in run.curve(curves)]
+
     def step(self, run, value, runs, curves, steps) -> bool:
-        mine = run.curve(curves)
-        others = [r.curve(curves) for r in runs if r is not run and r.steps]
+        mine = self.native(run, curves)
+        others = [self.native(r, curves) for r in runs if r is not run and r.steps]
         if isinstance(self.rule, CurveFitRule):
-            finished = [r.curve(curves) for r in runs if r.state == "complete"]
-            a = self.rule.assess(mine, others, "minimize", finished)
+            finished = [self.native(r, curves) for r in runs if r.state == "complete"]
+            a = self.rule.assess(mine, others, self.goal, finished)
             if a is None:
                 return False
             if self.check_coverage:
-                lo, hi = a.interval()
+                lo, hi = a.interval()  # lower-is-better, like the bookkeeping here
                 self.coverage.append(lo <= objective(curves[run.idx]) <= hi)
-            return a.p_beat < self.rule.threshold(a.step)
-        return self.rule.decide(mine, others, "minimize") is not None
+            return a.p_beat < self.rule.probability
+        return self.rule.decide(mine, others, self.goal) is not None
 
 
 class NNIPolicy(Policy):
@@ -158,6 +170,8 @@ class NNIPolicy(Policy):
         self.assessor = self.cls(epoch_num=self.steps, start_step=max(6, self.steps // 10), threshold=0.95, gap=self.gap)
 
     def _history(self, run: Run, curves) -> list[float]:
+        if self.goal == "maximize":
+            return [-v for _, v in run.curve(curves)]  # accuracy as it is
         return [math.exp(-v) for _, v in run.curve(curves)]  # loss -> a rising score in (0, 1]
 
     def step(self, run, value, runs, curves, steps) -> bool:
@@ -223,9 +237,9 @@ def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int,
     )
 
 
-def policies(steps: int) -> list[Policy]:
+def policies(steps: int, goal: str = "minimize") -> list[Policy]:
     warm = max(1, steps // 10)
-    return [
+    rows = [
         Policy(),
         OptunaPolicy("optuna MedianPruner", lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warm)),
         OptunaPolicy("optuna PercentilePruner(25)",
@@ -235,6 +249,9 @@ def policies(steps: int) -> list[Policy]:
         KubetunePolicy("kubetune curvefit", CurveFitRule(final_step=steps, start_step=warm, min_trials=3),
                        check_coverage=True),
     ]
+    for p in rows:
+        p.goal = goal
+    return rows
 
 
 def main() -> None:
@@ -243,13 +260,17 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="use the first N curves")
     ap.add_argument("--only", nargs="*", help="substrings of rule names to run")
-    ap.add_argument("--metric", default="val_loss", help="val_loss (minimized) or val_accuracy (maximized)")
+    ap.add_argument("--data", type=Path, default=DATA, help="curves from bench/generate_curves.py")
+    ap.add_argument("--metric", default="val_loss",
+                    help="digits: val_loss (minimized) or val_accuracy (maximized); boosting: val_mse")
     ap.add_argument("--nni-gap", type=int, default=5, help="NNI's assessor judges every N steps (it is slow)")
     ap.add_argument("--nni-workers", type=int, nargs="*", default=[8], help="worker counts that get the NNI row")
     a = ap.parse_args()
-    curves, steps = load(a.limit, a.metric)
+    curves, steps, goal = load(a.limit, a.metric, a.data)
     diverged = sum(1 for c in curves if not np.isfinite(c).all())
-    print(f"{len(curves)} real curves of {steps} steps (digits MLP, {a.metric}; {diverged} diverge); "
+    with gzip.open(a.data, "rt") as f:
+        task = json.load(f).get("task", "?")
+    print(f"{len(curves)} real curves of {steps} steps ({task}, {a.metric}, {goal}d; {diverged} diverge); "
           f"orders={a.orders}, workers={a.workers}")
     rng = np.random.default_rng(7)
     orders = [list(rng.permutation(len(curves))) for _ in range(a.orders)]
@@ -260,9 +281,10 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for workers in a.workers:
-        rows = policies(steps)
+        rows = policies(steps, goal)
         if nni_available() and workers in a.nni_workers:
             rows.append(NNIPolicy(steps, a.nni_gap))
+            rows[-1].goal = goal
         for policy in rows:
             if a.only and not any(s in policy.name for s in a.only):
                 continue
