@@ -20,7 +20,8 @@ def kubetune(*args: str, **kw) -> subprocess.CompletedProcess:
                           timeout=600, cwd=kw.pop("cwd", ROOT), **kw)
 
 
-def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, steps: int = 12) -> Path:
+def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, steps: int = 12,
+                    stopping: dict | None = None) -> Path:
     study = {
         "apiVersion": "kubetune.io/v1alpha1", "kind": "Study", "metadata": {"name": "fast"},
         "spec": {"objective": {"metric": "val_loss", "goal": "minimize"}, "maxSteps": steps,
@@ -33,11 +34,33 @@ def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, 
                  "nuisance": [{"name": "learning_rate", "type": "float", "min": 0.0001, "max": 10.0, "log": True}],
                  "algorithm": {"name": "sobol", "seed": 4},
                  "budget": {"maxTrials": max_trials, "parallelism": 2},
-                 "earlyStopping": {"rule": "median", "startStep": 3, "minTrials": 2}},
+                 "earlyStopping": stopping or {"rule": "median", "startStep": 3, "minTrials": 2}},
     }
     path = tmp / "fast.yaml"
     path.write_text(yaml.safe_dump_all([study, rnd]))
     return path
+
+
+def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=14, step_seconds=0.03, steps=20,
+                               stopping={"rule": "curvefit", "startStep": 4, "minTrials": 2})
+    out = tmp_path / "out"
+    res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    trials = [yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")]
+    stopped = [t for t in trials if t["status"]["phase"] == "EarlyStopped"]
+    assert stopped, [t["status"]["phase"] for t in trials]
+    best = yaml.safe_load((out / "round.yaml").read_text())["status"]["bestTrial"]
+    assert best["name"] not in {t["metadata"]["name"] for t in stopped}
+    for t in stopped:
+        reason = t["status"]["stopReason"]
+        e = reason["evidence"]
+        assert reason["rule"] == "curvefit" and 4 <= reason["step"] < 20
+        assert e["lower"] <= e["predicted"] <= e["upper"] and e["probability"] < 0.05
+        assert e["predicted"] > e["best"]  # expected to end worse than the best seen
+        assert "90% interval" in reason["message"]
+    # once enough trials have finished, the predictions are calibrated on them
+    assert any(t["status"]["stopReason"]["evidence"]["calibrationTrials"] >= 5 for t in stopped)
 
 
 def test_a_round_runs_locally_with_stopping_analysis_and_report(tmp_path):
