@@ -1,12 +1,17 @@
 """Generate real learning curves for the early-stopping benchmark.
 
-Runs the trial image's own training code (kubetune.demo.digits.train: an MLP on
-scikit-learn's bundled digits) over N quasi-randomly sampled configurations on the
-CPU and stores every validation-loss and validation-accuracy curve, compactly, in
-bench/data/. The accuracy curves are a second shape (bounded, quantized, maximized)
-to check that the rules' defaults are not tuned to one curve family.
+Two tasks, so the rules' defaults are checked on more than one kind of curve:
+
+- digits (default): the trial image's own training code (kubetune.demo.digits.train:
+  an MLP on scikit-learn's bundled digits) over N quasi-randomly sampled configurations,
+  storing every validation-loss and validation-accuracy curve. The accuracy curves are a
+  second shape (bounded, quantized, maximized).
+- boosting: gradient-boosted trees (scikit-learn) on the bundled diabetes regression
+  data, validation MSE after every 4 boosting rounds: small noisy data, curves that
+  overfit and turn back up, from another kind of learner altogether.
 
     python bench/generate_curves.py --configs 300 --steps 50     # ~5 minutes on 2 cores
+    python bench/generate_curves.py --task boosting               # ~2 minutes
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ from pathlib import Path
 
 from scipy.stats import qmc
 
-OUT = Path(__file__).with_name("data") / "digits_curves.json.gz"
+DATA = Path(__file__).with_name("data")
+OUTPUTS = {"digits": DATA / "digits_curves.json.gz", "boosting": DATA / "boosting_curves.json.gz"}
 BATCHES = [16, 32, 64, 128, 256]
 
 
@@ -58,19 +64,48 @@ def run(args: tuple[int, dict, int]) -> dict:
     return {"config": params, **curves}
 
 
+def boosting_config(u) -> dict:
+    return {
+        "learning_rate": float(math.exp(math.log(0.003) + u[0] * (math.log(0.5) - math.log(0.003)))),
+        "max_depth": 1 + int(u[1] * 6),
+        "subsample": round(0.3 + 0.7 * float(u[2]), 3),
+        "min_samples_leaf": 1 + int(u[3] * 40),
+        "max_features": round(0.2 + 0.8 * float(u[4]), 3),
+    }
+
+
+def run_boosting(args: tuple[int, dict, int]) -> dict:
+    """Validation MSE of gradient boosting on diabetes after every 4 rounds (a "step")."""
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.model_selection import train_test_split
+
+    i, params, steps = args
+    x, y = load_diabetes(return_X_y=True)
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=0)  # one split for all
+    model = GradientBoostingRegressor(n_estimators=4 * steps, random_state=i, **params).fit(x_train, y_train)
+    mse = [float(np.mean((p - y_val) ** 2)) for p in model.staged_predict(x_val)]
+    return {"config": params, "val_mse": [float(f"{v:.5g}") for v in mse[3::4]]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=300)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--task", choices=sorted(OUTPUTS), default="digits")
     a = ap.parse_args()
     points = qmc.Sobol(d=7, scramble=True, seed=2026).random(a.configs)
-    jobs = [(i, config(u), a.steps) for i, u in enumerate(points)]
+    make, train = (config, run) if a.task == "digits" else (boosting_config, run_boosting)
+    jobs = [(i, make(u), a.steps) for i, u in enumerate(points)]
     started = time.time()
     with ProcessPoolExecutor(a.workers) as pool:
-        runs = list(pool.map(run, jobs, chunksize=4))
+        runs = list(pool.map(train, jobs, chunksize=4))
+    OUT = OUTPUTS[a.task]
     OUT.parent.mkdir(exist_ok=True)
-    doc = {"task": "digits-mlp", "metrics": {"val_loss": "minimize", "val_accuracy": "maximize"},
+    metrics = {"val_loss": "minimize", "val_accuracy": "maximize"} if a.task == "digits" else {"val_mse": "minimize"}
+    doc = {"task": "digits-mlp" if a.task == "digits" else "diabetes-boosting", "metrics": metrics,
            "steps": a.steps, "runs": runs}
     with gzip.open(OUT, "wt") as f:
         json.dump(doc, f, separators=(",", ":"))
