@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .api import API_VERSION, Study, Trial
-from .core.round_plan import LABEL_ROUND, LABEL_STUDY, LABEL_TRIAL, label_value
+from .core.round_plan import ANNOTATION_MAX_STEPS, LABEL_ROUND, LABEL_STUDY, LABEL_TRIAL, label_value
 
 METRICS_PORT = 8000
 LABEL_POD_OF = "kubetune.io/attempt"
@@ -47,7 +47,7 @@ def trial_env(study: Study, trial: Trial) -> dict[str, str]:
 
 
 def _max_steps(study: Study, trial: Trial) -> int:
-    return int(trial.metadata.annotations.get("kubetune.io/max-steps", study.spec.max_steps))
+    return int(trial.metadata.annotations.get(ANNOTATION_MAX_STEPS, study.spec.max_steps))
 
 
 def training_container(study: Study) -> str:

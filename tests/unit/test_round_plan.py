@@ -26,6 +26,16 @@ def test_trials_carry_baseline_fixed_and_sampled_values_and_labels():
     assert plan.create[0].metadata.labels["kubetune.io/round"] == "r"
 
 
+def test_a_rounds_max_steps_reaches_the_training_process():
+    from kubetune.workload import trial_env
+
+    s = study()  # maxSteps 20
+    overridden = plan_round(s, round_(maxSteps=7), [], NOW).create[0]
+    assert trial_env(s, overridden)["KUBETUNE_MAX_STEPS"] == "7"
+    inherited = plan_round(s, round_(), [], NOW).create[0]
+    assert trial_env(s, inherited)["KUBETUNE_MAX_STEPS"] == "20"
+
+
 def test_no_more_than_parallelism_active_and_no_more_than_max_trials():
     trials = [trial(0, {"learning_rate": 0.1}, "Running"), trial(1, {"learning_rate": 0.2}, "Pending")]
     assert plan_round(study(), round_(), trials, NOW).create == []

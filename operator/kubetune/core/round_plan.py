@@ -21,6 +21,8 @@ ACTIVE = ("Pending", "Running")
 LABEL_STUDY = "kubetune.io/study"
 LABEL_ROUND = "kubetune.io/round"
 LABEL_TRIAL = "kubetune.io/trial"
+ANNOTATION_MAX_STEPS = "kubetune.io/max-steps"
+"""How many steps the trial trains (the Round's maxSteps, else the Study's): its pod reads it."""
 
 _CACHE = SamplerCache()
 
@@ -116,7 +118,7 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
             for _ in range(max(0, want)):
                 number = max(next_number, len(search))
                 sampled = suggester.suggest(number, history)
-                t = _new_trial(study, rnd, number, effective_parameters(study, rnd.spec, sampled), "search", None)
+                t = _new_trial(study, rnd, s, number, effective_parameters(study, rnd.spec, sampled), "search", None)
                 plan.create.append(t)
                 history.append(Observation(number, dict(t.spec.parameters), "running"))
                 next_number = number + 1
@@ -124,7 +126,7 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
         elif not [t for t in search if phase_of(t) in ACTIVE]:
             missing = [p for p in planned if (p[0], p[2]) not in {(t.spec.rerun_of, t.spec.seed) for t in reruns}]
             for rerun_of, params, seed in missing[: max(0, room)]:
-                t = _new_trial(study, rnd, next_number, params, "rerun", rerun_of, seed)
+                t = _new_trial(study, rnd, s, next_number, params, "rerun", rerun_of, seed)
                 plan.create.append(t)
                 next_number += 1
             if not missing and not active:
@@ -207,7 +209,8 @@ def _planned_reruns(
 
 
 def _new_trial(
-    study: Study, rnd: Round, number: int, params: dict, purpose: str, rerun_of: str | None, seed: int | None = None
+    study: Study, rnd: Round, s: RoundSettings, number: int, params: dict, purpose: str, rerun_of: str | None,
+    seed: int | None = None,
 ) -> Trial:
     name = trial_name(rnd.metadata.name, number)
     labels = {
@@ -216,7 +219,8 @@ def _new_trial(
         LABEL_TRIAL: label_value(name),
     }
     return Trial(
-        metadata=ObjectMeta(name=name, namespace=rnd.metadata.namespace, labels=labels),
+        metadata=ObjectMeta(name=name, namespace=rnd.metadata.namespace, labels=labels,
+                            annotations={ANNOTATION_MAX_STEPS: str(s.max_steps)}),
         spec=TrialSpec(
             study_ref=ObjectRef(name=study.metadata.name),
             round_ref=ObjectRef(name=rnd.metadata.name),
