@@ -55,6 +55,12 @@ def training_container(study: Study) -> str:
     return study.spec.template.container or containers[0]["name"]
 
 
+def training_container_spec(study: Study) -> dict[str, Any]:
+    """The training container as the template writes it."""
+    name = training_container(study)
+    return next(c for c in study.spec.template.spec["containers"] if c["name"] == name)
+
+
 def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int) -> dict[str, Any]:
     """The pod of one attempt of a trial, owned by the Trial."""
     template = study.spec.template

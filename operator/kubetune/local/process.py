@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..api import Study, Trial
 from ..core.trial_plan import PodView
-from ..workload import trial_env, training_container
+from ..workload import trial_env, training_container_spec
 
 GRACE_SECONDS = 10.0
 
@@ -24,12 +24,11 @@ def free_port() -> int:
 
 def command_of(study: Study) -> list[str]:
     """The training container's command and args, with `python` meaning this interpreter."""
-    name = training_container(study)
-    container = next(c for c in study.spec.template.spec["containers"] if c["name"] == name)
+    container = training_container_spec(study)
     argv = [*container.get("command", []), *container.get("args", [])]
     if not argv:
         raise ValueError(
-            f"container {name!r} has no command: locally kubetune runs the template's command and args "
+            f"container {container['name']!r} has no command: locally kubetune runs the template's command and args "
             "(it cannot run an image's entrypoint)"
         )
     if argv[0] in ("python", "python3"):
@@ -45,8 +44,7 @@ class LocalPod:
         self.port = free_port()
         self.termination = pods / f"{name}.term"
         self.termination.unlink(missing_ok=True)
-        name_c = training_container(study)
-        container = next(c for c in study.spec.template.spec["containers"] if c["name"] == name_c)
+        container = training_container_spec(study)
         env = dict(os.environ)
         env.update({e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e})
         env.update(trial_env(study, trial))
