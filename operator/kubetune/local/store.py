@@ -13,6 +13,14 @@ from ..api.common import Model
 M = TypeVar("M", bound=Model)
 
 
+def read(path: Path, model: type[M]) -> M:
+    return model.model_validate(yaml.safe_load(path.read_text()))
+
+
+def read_trials(directory: Path) -> list[Trial]:
+    return [read(p, Trial) for p in sorted(directory.glob("*.yaml"))]
+
+
 class RunStore:
     def __init__(self, root: Path):
         self.root = root
@@ -43,7 +51,7 @@ class RunStore:
 
     def load_round(self) -> Round | None:
         path = self.root / "round.yaml"
-        return Round.model_validate(yaml.safe_load(path.read_text())) if path.exists() else None
+        return read(path, Round) if path.exists() else None
 
     def load_trials(self) -> list[Trial]:
-        return [Trial.model_validate(yaml.safe_load(p.read_text())) for p in sorted(self.trials_dir.glob("*.yaml"))]
+        return read_trials(self.trials_dir)

@@ -5,17 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from ..api import Round, Study, Trial
+from ..local.store import read, read_trials
 from .html import render_report
 
 
 def load_local(run_dir: Path) -> tuple[Study, Round, list[Trial]]:
-    study = Study.model_validate(yaml.safe_load((run_dir / "study.yaml").read_text()))
-    rnd = Round.model_validate(yaml.safe_load((run_dir / "round.yaml").read_text()))
-    trials = [Trial.model_validate(yaml.safe_load(p.read_text())) for p in sorted((run_dir / "trials").glob("*.yaml"))]
-    return study, rnd, trials
+    """A `kubetune run` directory, read the way the run itself reads it (without creating anything)."""
+    return read(run_dir / "study.yaml", Study), read(run_dir / "round.yaml", Round), read_trials(run_dir / "trials")
 
 
 def load_cluster(name: str, namespace: str) -> tuple[Study, Round, list[Trial]]:
