@@ -19,13 +19,13 @@ from kubernetes.client.rest import ApiException
 
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
-from ..api.common import Condition, get_condition, rfc3339, set_condition
+from ..api.common import Condition, get_condition, set_condition
 from ..api.validation import problems
 from ..core.curves import merge
 from ..core.round_plan import LABEL_TRIAL, phase_of, plan_round
 from ..core.settings import resolve
 from ..core.stopping_policy import stop_decision
-from ..core.trial_plan import plan_trial
+from ..core.trial_plan import end_trial, plan_trial
 from ..metrics import operator_metrics as m
 from ..sampling import AlgorithmUnavailable
 from ..metrics.prometheus import PrometheusClient, PrometheusError
@@ -218,8 +218,9 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     for trial_name, why in plan.stop:
         t = by_name[trial_name]
         if phase_of(t) in ("Pending", "Running"):
-            cfg.kube.patch_custom_status("trials", namespace, trial_name, {
-                "phase": "Failed", "message": why, "completionTime": rfc3339(now)})
+            ended = end_trial(t.status.model_copy(deep=True), why, now)
+            cfg.kube.patch_custom_status("trials", namespace, trial_name,
+                                         merge_patch(_status_dict(t.status), _status_dict(ended)))
             if t.status.pod_name:
                 cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
     status = plan.status

@@ -128,9 +128,7 @@ def plan_trial(
         return plan
 
     if end is not None:
-        status.phase = "Failed"
-        status.message = end
-        status.completion_time = rfc3339(now)
+        end_trial(status, end, now)
         if pod is not None and pod.phase in ("Pending", "Running"):
             plan.delete_pod = pod.name
         return plan
@@ -183,6 +181,14 @@ def plan_trial(
         status.completion_time = rfc3339(now)
         return plan
     return plan  # Unknown: wait for the node to report
+
+
+def end_trial(status: TrialStatus, why: str, now: dt.datetime) -> TrialStatus:
+    """A trial ended from outside (its Round has ended): Failed, saying why."""
+    status.phase = "Failed"
+    status.message = why
+    status.completion_time = rfc3339(now)
+    return status
 
 
 def _retry(plan: TrialPlan, trial: Trial, max_retries: int, now: dt.datetime, why: str) -> TrialPlan:
