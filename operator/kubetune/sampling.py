@@ -224,6 +224,3 @@ class SamplerCache:
             hit = (fingerprint, build())
             self._items[key] = hit
         return hit[1]
-
-    def forget(self, key: str) -> None:
-        self._items.pop(key, None)
