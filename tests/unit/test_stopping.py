@@ -7,7 +7,6 @@ import pytest
 
 from kubetune.stopping import CurveFitPruner, CurveFitRule, MedianRule, MedianStoppingPruner, predict_final
 from kubetune.stopping.calibration import infer_floor, quantum
-from kubetune.stopping.curvefit import lucky_draw
 
 
 def curve(floor, scale=1.0, steps=30, power=0.7, noise=0.0, seed=0):
@@ -169,39 +168,3 @@ def test_on_a_quantized_metric_reaching_the_best_level_is_not_a_loss():
     tied = acc(0.95)[:12]  # already at the best level: a tie, kept whatever the fit says
     a = CurveFitRule(final_step=30, min_trials=3).assess(tied, peers, "maximize", peers)
     assert a is not None and a.p_beat == 1.0
-
-
-def test_a_fit_that_plunges_is_not_trusted_beyond_what_any_trial_has_improved():
-    # finished trials improved from ~0.15 at step 10 to ~0.1 at step 30 (a third of their level at most)
-    done = [curve(0.05 + 0.005 * i, 0.5, seed=i, noise=0.001) for i in range(10)]
-    plunging = [(s, 2.0 - 0.12 * s) for s in range(1, 11)]  # at 0.8 and falling fast: a fit runs to 0
-    d = CurveFitRule(final_step=30, start_step=5, min_trials=3).decide(plunging, done, "minimize", done)
-    assert d is not None
-    # the prediction shown to the user stays within what the Round has seen curves do
-    largest = max(math.log(min(v for s, v in c if s <= 10) / min(v for _, v in c)) for c in done)
-    assert d.evidence["predicted"] >= 0.8 * math.exp(-largest) - 1e-9 and d.evidence["predicted"] > 0.5
-
-
-def test_a_noisy_trial_within_reach_of_the_best_is_kept_for_its_lucky_draws():
-    peers = [curve(0.1 + 0.02 * i, 0.3, steps=50, seed=i) for i in range(8)]
-    best = min(v for c in peers for _, v in c)
-    rule = CurveFitRule(final_step=50, start_step=5, min_trials=3)
-    # flat 2.5 sd above the best: one of the 30 measurements still to come beats it with a
-    # chance of 17%; most such trials are kept, however their own draws happened to fall
-    # (the noise is estimated from those 20 draws, so not every one: without this floor on
-    # the chance, 3 of these 16 were kept)
-    judged = [rule.assess(noisy, peers, "minimize", peers) for noisy in (
-        [(s, best + 0.02 + 0.008 * np.random.default_rng(seed).standard_normal(20)[s - 1]) for s in range(1, 21)]
-        for seed in range(20)
-    ) if min(v for _, v in noisy) > best]
-    assert len(judged) >= 15 and all(a is not None for a in judged)
-    assert sum(a.p_beat >= rule.probability for a in judged) >= 0.6 * len(judged)
-    smooth = [(s, best + 0.02) for s in range(1, 21)]
-    assert rule.decide(smooth, peers, "minimize", peers) is not None  # no noise, no luck
-
-
-def test_lucky_draws_are_likely_near_the_best_and_negligible_far_from_it():
-    flat = [(s, 1.0) for s in range(1, 11)]
-    assert lucky_draw(flat, 30, target=0.99, noise=0.01) > 0.9  # one sd away, 20 tries
-    assert lucky_draw(flat, 30, target=0.95, noise=0.01) < 1e-3  # five sd away
-    assert lucky_draw(flat, 10, target=0.99, noise=0.01) == 0.0  # nothing left to measure

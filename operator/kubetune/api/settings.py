@@ -92,9 +92,7 @@ class EarlyStopping(Model):
         lt=1,
         description=(
             "curvefit: stop when the probability to beat the best value seen in the Round falls below this "
-            "(default 0.05). The probability is calibrated on the Round's finished trials; an extrapolation "
-            "never promises more improvement than any trial of the Round has shown from the same step, and "
-            "a noisy trial near the best keeps at least its chance of one lucky measurement."
+            "(default 0.05). The probability is calibrated on the Round's finished trials."
         ),
     )
     margin: float | None = Field(

@@ -99,29 +99,8 @@ class Calibration:
     n: int
 
 
-def largest_gain(curves: list[list[tuple[int, float]]], step: int, scale: Scale) -> float | None:
-    """The most any of the Round's trials improved after `step` (its best so far then, to
-    its best since; on the Scale). Stopped trials count with what they showed before they
-    stopped. None until enough trials got past `step`."""
-    gains = []
-    for c in curves:
-        before = [v for s, v in c if s <= step]
-        after = [v for s, v in c if s > step]
-        if before and after:
-            gains.append(max(0.0, scale.to(min(before)) - scale.to(min(after))))
-    return max(gains) if len(gains) >= MIN_CALIBRATION else None
-
-
-def capped(expected: float, level: float, scale: Scale, gain: float | None) -> float:
-    """An extrapolation on the Scale, no further below the current level than `gain`: a
-    fit that plunges towards the floor does not promise more than any trial has done."""
-    z = scale.to(expected)
-    return z if gain is None else max(z, scale.to(level) - gain)
-
-
 def calibrate(
-    finished: list[list[tuple[int, float]]], step: int, final_step: int, scale: Scale, position: float,
-    gain: float | None = None,
+    finished: list[list[tuple[int, float]]], step: int, final_step: int, scale: Scale, position: float
 ) -> Calibration | None:
     """Errors of the same extrapolation on the Round's finished trials cut at `step`, from
     the ones whose best value at that step was nearest to `position` (on the Scale): a
@@ -132,7 +111,7 @@ def calibrate(
         cut = _cut(tuple(c), step, final_step, scale.floor)
         if cut is not None:
             truth = min(v for _, v in c)
-            rows.append((abs(scale.to(cut[0]) - position), scale.to(truth) - capped(cut[1], cut[0], scale, gain)))
+            rows.append((abs(scale.to(cut[0]) - position), scale.to(truth) - scale.to(cut[1])))
     if len(rows) < MIN_CALIBRATION:
         return None
     k = min(len(rows), max(NEIGHBOURS[0], min(NEIGHBOURS[1], round(2 * math.sqrt(len(rows))))))

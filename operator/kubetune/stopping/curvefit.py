@@ -3,16 +3,13 @@ to beat the best value seen in the Round.
 
 In the spirit of Domhan, Springenberg & Hutter (2015) and NNI's curve-fitting assessor:
 an ensemble of parametric families extrapolates the partial curve (`extrapolation`),
-with changes that measured curves ask for:
+with three changes that measured curves ask for:
 - the objective is the best value a trial reports, so the extrapolation counts the lucky
   measurements a noisy curve still has ahead of it;
 - the prediction is calibrated on the Round's finished trials that looked like this one
   at the same step (`calibration`): raw fits are overconfident and pessimistic;
 - bounded metrics (a loss above 0, an accuracy below 1) are modelled as such, and on a
-  quantized metric reaching the best value's level counts as beating it;
-- no extrapolation promises more improvement than any trial of the Round has shown from
-  the same step (a fit of a curve still falling fast otherwise runs to the floor);
-- a noisy trial near the best keeps at least its chance of one lucky measurement.
+  quantized metric reaching the best value's level counts as beating it.
 Before enough trials have finished, the interval is a conservative default.
 """
 from __future__ import annotations
@@ -20,16 +17,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 from scipy import stats
 
 from .base import Curve, Decision, best_so_far, oriented
-from .calibration import Scale, calibrate, capped, largest_gain, quantum
+from .calibration import Scale, calibrate, quantum
 from .extrapolation import MIN_POINTS, predict_final, reach
 
 DEFAULT_SCALE = 3.0  # uncalibrated: the improvement still to come is 0 to 3 times what the fit expects
 Z90 = 1.645
-LEVEL_POINTS = 5  # a curve's current level: the median of this many latest values
 
 
 @dataclass(frozen=True)
@@ -46,18 +41,6 @@ class Assessment:
 
     def interval(self) -> tuple[float, float]:
         return self.low, self.high
-
-
-def lucky_draw(curve: list[tuple[int, float]], final_step: int, target: float, noise: float) -> float:
-    """The chance that at least one of the measurements still to come reaches `target` if
-    the curve stays at its current level (the median of its last few values) and they
-    scatter around it by `noise`, independently."""
-    remaining = final_step - curve[-1][0]
-    if remaining <= 0 or noise <= 0.0:
-        return 0.0
-    level = float(np.median([v for _, v in curve[-LEVEL_POINTS:]]))
-    miss = float(stats.norm.cdf((level - target) / noise))  # one measurement stays above target
-    return 1.0 - miss**remaining
 
 
 @dataclass(frozen=True)
@@ -104,10 +87,8 @@ class CurveFitRule:
         best = min(min(v for _, v in p) for p in peers)
         # on a quantized metric, reaching the best value's level counts: a tie is not a loss
         target = best - self.margin * abs(best) + quantum(values) / 2
-        # no more improvement than any trial of the Round has shown from this step
-        gain = largest_gain([*peers, *done], step, scale)
-        expected = scale.back(capped(raw.objective(mine, self.final_step, scale.floor), mine_best, scale, gain))
-        cal = calibrate(done, step, self.final_step, scale, scale.to(mine_best), gain)
+        expected = raw.objective(mine, self.final_step, scale.floor)
+        cal = calibrate(done, step, self.final_step, scale, scale.to(mine_best))
         if cal is None:
             # nothing to learn from yet: anything from no further improvement to three times
             # the improvement (or the uncertainty) the fit expects
@@ -124,9 +105,6 @@ class CurveFitRule:
             p_beat = float(dist.cdf(scale.to(target)))
             mean, n = scale.back(centre), cal.n
             low, high = (scale.back(z) for z in dist.interval(0.9))
-        # a noisy trial near the best can beat it with one lucky measurement even if it
-        # improves no further: never less likely than that
-        p_beat = max(p_beat, lucky_draw(mine, self.final_step, target, raw.noise))
         if mine_best <= target:
             p_beat = 1.0
         return Assessment(

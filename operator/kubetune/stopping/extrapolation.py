@@ -72,20 +72,11 @@ def _fit_family(
 
 
 def measurement_noise(y: np.ndarray) -> float:
-    """The scatter of single measurements over the latest three quarters of a curve, from
-    second differences, so that a curve's slope and bend cancel out (a curve still falling
-    fast is not mistaken for a noisy one); their root mean square with Huber clipping,
-    which wastes fewer of a short curve's points than a median would while a spike still
-    counts only as a large value. Independent of any fit, whose residuals early in
-    training are mostly misfit, not noise."""
-    d2 = np.diff(y[-max(MIN_POINTS, len(y) - len(y) // 4):], n=2)
-    if not d2.size:
-        return 0.0
-    rms = float(np.sqrt(np.mean(d2 * d2)))
-    mad = 1.4826 * float(np.median(np.abs(d2 - np.median(d2))))
-    clip = 2.5 * max(mad, 0.3 * rms)
-    # for independent noise of sd s, a second difference has sd s * sqrt(6)
-    return float(np.sqrt(np.mean(np.clip(d2, -clip, clip) ** 2))) / math.sqrt(6)
+    """The scatter of single measurements over the latest half of a curve, from successive
+    differences with the local trend removed (robust: MAD). Independent of any fit, whose
+    residuals early in training are mostly misfit, not noise."""
+    d = np.diff(y[-max(MIN_POINTS, len(y) // 2):])
+    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size else 0.0
 
 
 def predict_final(curve: list[tuple[int, float]], final_step: int, floor: float | None = None) -> Prediction | None:
