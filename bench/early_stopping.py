@@ -16,7 +16,8 @@ Columns:
 Coverage of curvefit's 90% intervals (true final objective inside the predicted
 interval) is measured at every assessment and printed below the table.
 
-    python bench/early_stopping.py                      # workers 1, 8, 32; 3 orders
+    python bench/early_stopping.py                      # workers 1, 8, 32; 10 orders (~30 min)
+    python bench/early_stopping.py --orders 3           # quicker, but too few to tell 1 in 10
     python bench/early_stopping.py --workers 8 --orders 5 --limit 200
     python bench/early_stopping.py --metric val_accuracy             # the same runs, maximized
     python bench/early_stopping.py --data bench/data/boosting_curves.json.gz --metric val_mse
@@ -257,7 +258,8 @@ def policies(steps: int, goal: str = "minimize") -> list[Policy]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 8, 32])
-    ap.add_argument("--orders", type=int, default=3)
+    ap.add_argument("--orders", type=int, default=10,
+                    help="random orders per row; the target 'best stopped in at most 1 run in 10' needs 10")
     ap.add_argument("--limit", type=int, default=None, help="use the first N curves")
     ap.add_argument("--only", nargs="*", help="substrings of rule names to run")
     ap.add_argument("--data", type=Path, default=DATA, help="curves from bench/generate_curves.py")
