@@ -57,8 +57,14 @@ def training_container(study: Study) -> str:
 
 def training_container_spec(study: Study) -> dict[str, Any]:
     """The training container as the template writes it."""
-    name = training_container(study)
-    return next(c for c in study.spec.template.spec["containers"] if c["name"] == name)
+    return _container_named(study.spec.template.spec["containers"], training_container(study))
+
+
+def _container_named(containers: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for c in containers:
+        if c.get("name") == name:
+            return c
+    raise ValueError(f"template.container {name!r} is not a container of the template")
 
 
 def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int) -> dict[str, Any]:
@@ -67,23 +73,16 @@ def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int) -> dict[
     spec = copy.deepcopy(template.spec)
     spec["restartPolicy"] = "Never"
     spec.setdefault("securityContext", {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
-    target = training_container(study)
-    found = False
-    for c in spec["containers"]:
-        if c.get("name") != target:
-            continue
-        found = True
-        ours = trial_env(study, trial)
-        c["env"] = [e for e in c.get("env", []) if e.get("name") not in ours] + [
-            {"name": k, "value": v} for k, v in ours.items()
-        ]
-        c.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
-        _quantities_as_strings(c)
-        ports = c.setdefault("ports", [])
-        if not any(p.get("containerPort") == METRICS_PORT for p in ports):
-            ports.append({"name": "kt-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
-    if not found:
-        raise ValueError(f"template.container {target!r} is not a container of the template")
+    c = _container_named(spec["containers"], training_container(study))
+    ours = trial_env(study, trial)
+    c["env"] = [e for e in c.get("env", []) if e.get("name") not in ours] + [
+        {"name": k, "value": v} for k, v in ours.items()
+    ]
+    c.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    _quantities_as_strings(c)
+    ports = c.setdefault("ports", [])
+    if not any(p.get("containerPort") == METRICS_PORT for p in ports):
+        ports.append({"name": "kt-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
     labels = {
         **template.metadata.labels,
         LABEL_STUDY: label_value(study.metadata.name),
