@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, Scalar
 from .parameters import check_scalar_map
@@ -63,6 +63,17 @@ class TrialTemplate(Model):
             if not isinstance(c, dict) or not c.get("name") or not c.get("image"):
                 raise ValueError(f"containers[{i}]: every container needs a name and an image")
         return spec
+
+    @field_validator("container")
+    @classmethod
+    def _names_a_container(cls, name: str | None, info: ValidationInfo) -> str | None:
+        spec = info.data.get("spec")  # absent when spec itself was refused: that error is enough
+        if name is None or spec is None:
+            return name
+        names = [c["name"] for c in spec["containers"]]
+        if name not in names:
+            raise ValueError(f"{name!r} is not a container of the template (containers: {', '.join(names)})")
+        return name
 
 
 class StudySpec(Model):
