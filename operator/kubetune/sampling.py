@@ -224,3 +224,10 @@ class SamplerCache:
             hit = (fingerprint, build())
             self._items[key] = hit
         return hit[1]
+
+    def forget(self, key: str) -> None:
+        """Drop a deleted Round's Suggester (a long-running operator sees many Rounds)."""
+        self._items.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items

@@ -22,7 +22,7 @@ from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
 from ..api.common import Condition, get_condition, set_condition
 from ..api.validation import problems
 from ..core.curves import merge
-from ..core.round_plan import LABEL_TRIAL, phase_of, plan_round
+from ..core.round_plan import LABEL_TRIAL, forget_round, phase_of, plan_round, round_key
 from ..core.settings import resolve
 from ..core.stopping_policy import stop_decision
 from ..core.trial_plan import end_trial, plan_trial
@@ -55,6 +55,13 @@ class OperatorConfig:
             return False
         self._last_query[key] = now
         return True
+
+    def forget_trial(self, namespace: str, name: str) -> None:
+        self._last_query.pop(f"{namespace}/{name}", None)
+
+    def forget_round(self, namespace: str, name: str) -> None:
+        self.analyses.forget(round_key(namespace, name))
+        forget_round(namespace, name)
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,6 +133,18 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
         trial = labels.get(LABEL_TRIAL)
         return {(namespace, trial): _plain(body)} if trial else {}
+
+    # What the operator keeps per object (a Round's sampler and analysis, a trial's last
+    # query time) goes with the object: a long-running operator sees thousands of them.
+    @kopf.on.event(GROUP, VERSION, "rounds", id="round_gone", registry=registry)
+    def round_gone(type: str | None, namespace: str, name: str, **_: Any) -> None:
+        if type == "DELETED":
+            cfg.forget_round(namespace, name)
+
+    @kopf.on.event(GROUP, VERSION, "trials", id="trial_gone", registry=registry)
+    def trial_gone(type: str | None, namespace: str, name: str, **_: Any) -> None:
+        if type == "DELETED":
+            cfg.forget_trial(namespace, name)
 
     @kopf.timer(GROUP, VERSION, "rounds", id="round", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def round_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, study_index: kopf.Index,
@@ -274,7 +293,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         m.STOP_DECISIONS.labels(stop.rule).inc()
         log.info("Trial %s/%s stopped early: %s", namespace, name, stop.message)
     if plan.status.phase in FINISHED:
-        cfg._last_query.pop(f"{namespace}/{name}", None)
+        cfg.forget_trial(namespace, name)
     if plan.delete_pod:
         cfg.kube.delete_pod(namespace, plan.delete_pod, cfg.stop_grace_seconds)
     if plan.create_pod:

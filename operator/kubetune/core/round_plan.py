@@ -72,8 +72,21 @@ def observations(trials: list[Trial]) -> list[Observation]:
     ]
 
 
+def round_key(namespace: str | None, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def forget_round(namespace: str | None, name: str) -> None:
+    """Release what was kept for a deleted Round (its Suggester)."""
+    _CACHE.forget(round_key(namespace, name))
+
+
+def remembers_round(namespace: str | None, name: str) -> bool:
+    return round_key(namespace, name) in _CACHE
+
+
 def suggester_for(study: Study, rnd: Round, s: RoundSettings) -> Suggester:
-    key = f"{rnd.metadata.namespace}/{rnd.metadata.name}"
+    key = round_key(rnd.metadata.namespace, rnd.metadata.name)
     fingerprint = (rnd.metadata.uid, rnd.spec.model_dump_json(), s)
     return _CACHE.get(
         key,
