@@ -23,7 +23,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .api.validation import problems
+    from .api.validation import describe_kind_name, kind_and_name, problems
     from .manifests import ManifestError, load_documents
 
     try:
@@ -34,15 +34,14 @@ def _validate(args: argparse.Namespace) -> int:
     bad = 0
     for path, doc in docs:
         found = problems(doc)
-        kind = doc.get("kind", "?") if isinstance(doc, dict) else "?"
-        name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc, dict) else "?"
+        what = describe_kind_name(*kind_and_name(doc))
         if found:
             bad += 1
-            print(f"{path}: {kind} {name!r} is invalid:")
+            print(f"{path}: {what} is invalid:")
             for p in found:
                 print(f"  - {p}")
         else:
-            print(f"{path}: {kind} {name!r} is valid")
+            print(f"{path}: {what} is valid")
     return 1 if bad else 0
 
 

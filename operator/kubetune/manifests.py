@@ -32,6 +32,9 @@ def load_documents(paths: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]
                     docs.append((f, doc))
         except yaml.YAMLError as e:
             raise ManifestError(f"{f}: not valid YAML: {e}") from None
+    if not docs:
+        where = ", ".join(str(p) for p in paths)
+        raise ManifestError(f"no manifests in {where} (directories are read for *.yaml and *.yml files)")
     return docs
 
 

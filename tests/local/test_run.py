@@ -128,6 +128,20 @@ def test_bad_manifests_get_the_same_clear_errors_as_on_the_cluster(tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr
 
 
+def test_validate_names_every_object_and_refuses_what_is_not_one(tmp_path):
+    res = kubetune("validate", str(ROOT / "examples" / "quickstart"))
+    assert res.returncode == 0
+    assert "Study 'digits' is valid" in res.stdout and "Round 'digits-width' is valid" in res.stdout
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    res = kubetune("validate", str(tmp_path / "list.yaml"))
+    assert res.returncode == 1 and "a document that is not a Kubernetes object is invalid" in res.stdout
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    for cmd in ("validate", "run"):  # an empty file is a mistake, not a pass
+        res = kubetune(cmd, str(tmp_path / "empty.yaml"), "-o", str(tmp_path / "o")) if cmd == "run" \
+            else kubetune(cmd, str(tmp_path / "empty.yaml"))
+        assert res.returncode == 2 and "no manifests in" in res.stderr and "Traceback" not in res.stderr
+
+
 @pytest.mark.slow
 def test_the_quickstart_trains_the_real_model(tmp_path):
     pytest.importorskip("torch")

@@ -31,10 +31,28 @@ class Problem:
 
 
 class InvalidManifest(ValueError):
-    def __init__(self, kind: str, name: str, problems: list[Problem]):
+    def __init__(self, kind: str | None, name: str | None, problems: list[Problem]):
         self.kind, self.name, self.problems = kind, name, problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{kind} {name!r} is invalid:\n{lines}")
+        super().__init__(f"{describe_kind_name(kind, name)} is invalid:\n{lines}")
+
+
+def describe_kind_name(kind: str | None, name: str | None) -> str:
+    """How messages name an object: "Study 'digits'", or what is known of it."""
+    if kind and name:
+        return f"{kind} {name!r}"
+    if kind:
+        return f"{kind} without a name"
+    return "a document that is not a Kubernetes object" if not name else f"object {name!r}"
+
+
+def kind_and_name(manifest: Any) -> tuple[str | None, str | None]:
+    if not isinstance(manifest, dict):
+        return None, None
+    meta = manifest.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    kind = manifest.get("kind")
+    return (str(kind) if kind else None), (str(name) if name else None)
 
 
 _MODELS: dict[str, type[Model]] = {m.KIND: m for m in RESOURCES}  # type: ignore[attr-defined]
@@ -182,8 +200,6 @@ def parse(manifest: dict[str, Any]) -> Model:
     """The typed object, or InvalidManifest listing every problem."""
     found = problems(manifest)
     if found:
-        meta = manifest.get("metadata") if isinstance(manifest, dict) else None
-        name = meta.get("name", "?") if isinstance(meta, dict) else "?"
-        kind = manifest.get("kind", "object") if isinstance(manifest, dict) else "object"
-        raise InvalidManifest(str(kind), str(name), found)
+        kind, name = kind_and_name(manifest)
+        raise InvalidManifest(kind, name, found)
     return _MODELS[manifest["kind"]].model_validate(manifest)
