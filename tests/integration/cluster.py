@@ -4,7 +4,8 @@ and a garbage collector that follows owner references.
 
 The emulator (kmock 0.8, pinned) stores objects as sent: no uid, resourceVersion,
 generation or creationTimestamp. The API server assigns them, and kubetune's owner
-references need the uid, so `Cluster` assigns them on create. The kubelet and the
+references need the uid, so `Cluster` assigns them on create, and a new resourceVersion
+on every patch. The kubelet and the
 garbage collector are stand-ins; tests/e2e covers the real ones.
 """
 from __future__ import annotations
@@ -41,6 +42,12 @@ class Cluster(kmock.KubernetesEmulator):
             meta["resourceVersion"] = str(next(_rv))
             if request.namespace and not meta.get("namespace"):
                 meta["namespace"] = request.namespace
+        elif request.resource is not None and request.action == kmock.action.UPDATE and isinstance(request.data, dict):
+            # every write gives the object a new resourceVersion (the operator relies on it)
+            meta = request.data.get("metadata")
+            if not isinstance(meta, dict):
+                meta = request.data["metadata"] = {}
+            meta["resourceVersion"] = str(next(_rv))
         return await super()._handle(request)
 
 

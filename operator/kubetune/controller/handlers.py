@@ -33,6 +33,7 @@ from ..workload import render_pod, training_container
 from .adoption import plan_study_status
 from .kube import Kube
 from .pods import pod_view
+from .trial_models import TrialModels
 
 log = logging.getLogger("kubetune")
 
@@ -47,6 +48,7 @@ class OperatorConfig:
     backoff_seconds: float = 10.0
     clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc))
     analyses: AnalysisCache = field(default_factory=AnalysisCache)
+    trials: TrialModels = field(default_factory=TrialModels)
     _last_query: dict[str, float] = field(default_factory=dict)
 
     def due(self, key: str, now: float) -> bool:
@@ -56,8 +58,12 @@ class OperatorConfig:
         self._last_query[key] = now
         return True
 
-    def forget_trial(self, namespace: str, name: str) -> None:
+    def done_polling(self, namespace: str, name: str) -> None:
         self._last_query.pop(f"{namespace}/{name}", None)
+
+    def forget_trial(self, namespace: str, name: str) -> None:
+        self.done_polling(namespace, name)
+        self.trials.forget(namespace, name)
 
     def forget_round(self, namespace: str, name: str) -> None:
         self.analyses.forget(round_key(namespace, name))
@@ -220,7 +226,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         owner = _owner(study_raw, "Study")
         owner["controller"] = False  # the user owns the Round's spec; the Study only cascades deletion
         patch.meta["ownerReferences"] = [*refs, owner]
-    trials = [Trial.model_validate(t) for t in trial_index.get((namespace, name), [])]
+    trials = cfg.trials.of(trial_index.get((namespace, name), []))
     try:
         plan = plan_round(study, rnd, trials, now)
     except AlgorithmUnavailable as e:
@@ -284,7 +290,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
                                        f"{e}; final results will still be read from the pod's termination message", now)
     stop = None
     if curve and view is not None and view.phase == "Running" and trial.status.phase == "Running":
-        peers = [Trial.model_validate(t) for t in trial_index.get((namespace, rnd.metadata.name), [])]
+        peers = cfg.trials.of(trial_index.get((namespace, rnd.metadata.name), []))
         stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)
     plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, max_retries=s.max_retries, now=now,
                       curve=curve, stop=stop)
@@ -293,7 +299,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         m.STOP_DECISIONS.labels(stop.rule).inc()
         log.info("Trial %s/%s stopped early: %s", namespace, name, stop.message)
     if plan.status.phase in FINISHED:
-        cfg.forget_trial(namespace, name)
+        cfg.done_polling(namespace, name)
     if plan.delete_pod:
         cfg.kube.delete_pod(namespace, plan.delete_pod, cfg.stop_grace_seconds)
     if plan.create_pod:
