@@ -130,11 +130,11 @@ async def test_deleting_the_study_removes_rounds_trials_and_pods(world):
                                 if (p.get("status") or {}).get("phase") == "Running"]) == 2, 60, "2 running pods")
     assert op.cfg is not None
     await wait_for(lambda: round_key(NS, "r1") in op.cfg.analyses and remembers_round(NS, "r1")
-                   and (NS, "r1-0") in op.cfg.trials, 10, "the operator to hold the Round and its Trials")
+                   and (NS, "r1-0") in op.cfg.trials, 30, "the operator to hold the Round and its Trials")
     resp = await api.delete(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/studies/demo")
     assert resp.status == 200
     await wait_for(lambda: not live(api, "studies") and not live(api, "rounds") and not live(api, "trials")
                    and not live(api, "pods"), 60, "everything to be deleted")
     # a long-running operator does not keep a deleted Round's sampler and analysis
     await wait_for(lambda: round_key(NS, "r1") not in op.cfg.analyses and not remembers_round(NS, "r1")
-                   and (NS, "r1-0") not in op.cfg.trials, 10, "the operator to forget the deleted Round and Trials")
+                   and (NS, "r1-0") not in op.cfg.trials, 30, "the operator to forget the deleted Round and Trials")

@@ -208,6 +208,8 @@ def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, no
 
 def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,
                     study_index: Any, trial_index: Any) -> None:
+    if raw["metadata"].get("deletionTimestamp"):
+        return  # being deleted: start nothing, keep nothing (its Trials go with it)
     now = cfg.clock()
     found = problems(raw)
     if found:
