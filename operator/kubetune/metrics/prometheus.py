@@ -2,6 +2,7 @@
 an optional bearer token and TLS settings, and curves joined from metric and step samples."""
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import ssl
@@ -57,8 +58,8 @@ class PrometheusClient:
                     body = e.read()[:300].decode(errors="replace")
                     raise PrometheusError(f"Prometheus refused the query ({e.code}): {body}") from None
                 last = e
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                last = e
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+                last = e  # unreachable, reset, or an answer cut short: worth another try
             if attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
         raise PrometheusError(f"Prometheus at {self.url} is unreachable: {last}")
