@@ -128,6 +128,22 @@ def test_bad_manifests_get_the_same_clear_errors_as_on_the_cluster(tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr
 
 
+def test_a_command_that_cannot_run_fails_trials_clearly_and_then_the_round(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=6)
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[0]["spec"]["template"]["spec"]["containers"][0]["command"] = ["no-such-trainer-kt", "--fast"]
+    docs[1]["spec"]["budget"]["maxFailedTrials"] = 2
+    manifest.write_text(yaml.safe_dump_all(docs))
+    res = kubetune("run", str(manifest), "--output", str(tmp_path / "o"), "--quiet")
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "cannot run 'no-such-trainer-kt': No such file or directory" in res.stdout
+    assert "Round fast-r Failed" in res.stdout
+    failed = [t for t in (tmp_path / "o" / "trials").glob("*.yaml")
+              if yaml.safe_load(t.read_text())["status"]["phase"] == "Failed"]
+    assert 2 <= len(failed) < 6  # the Round stops starting trials once maxFailedTrials have failed
+
+
 def test_validate_names_every_object_and_refuses_what_is_not_one(tmp_path):
     res = kubetune("validate", str(ROOT / "examples" / "quickstart"))
     assert res.returncode == 0

@@ -57,17 +57,31 @@ class LocalPod:
         self.log_path = logs / f"{name}.log"
         self._log = open(self.log_path, "ab")
         self.started_at = time.time()
-        self.proc = subprocess.Popen(  # an argv list: no shell ever sees a parameter
-            command_of(study), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        argv = command_of(study)
+        self.proc: subprocess.Popen | None = None
+        self.start_error: str | None = None
+        try:
+            self.proc = subprocess.Popen(  # an argv list: no shell ever sees a parameter
+                argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as e:  # no such program, not executable: what a kubelet reports as it cannot start
+            self.start_error = f"cannot run {argv[0]!r}: {e.strerror or e}"
+            self._log.close()
         self._term_sent: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
     def view(self) -> PodView:
+        if self.proc is None:
+            return PodView(name=self.name, phase="Pending", waiting_reason="CreateContainerError",
+                           waiting_message=self.start_error)
         code = self.proc.poll()
         if code is None:
             self._escalate()
@@ -86,15 +100,17 @@ class LocalPod:
 
     def terminate(self) -> None:
         """SIGTERM (the SDK writes its termination message), SIGKILL after the grace period."""
-        if self.proc.poll() is None and self._term_sent is None:
+        if self.proc is not None and self.proc.poll() is None and self._term_sent is None:
             self._term_sent = time.time()
             _signal_group(self.proc.pid, signal.SIGTERM)
 
     def _escalate(self) -> None:
-        if self._term_sent is not None and time.time() - self._term_sent > GRACE_SECONDS:
+        if self.proc is not None and self._term_sent is not None and time.time() - self._term_sent > GRACE_SECONDS:
             _signal_group(self.proc.pid, signal.SIGKILL)
 
     def kill_now(self) -> None:
+        if self.proc is None:
+            return
         self.terminate()
         try:
             self.proc.wait(GRACE_SECONDS)

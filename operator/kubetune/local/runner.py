@@ -68,12 +68,12 @@ class LocalRun:
             self._reconcile_trial(trial, ending.get(name), now)
         self.round.status.analysis = self.analyses.get(self.study, self.round, list(self.trials.values()))
         self.store.save_round(self.round)
-        live = any(p.proc.poll() is None for p in self.pods.values())
+        live = any(p.running for p in self.pods.values())
         return self.round.status.phase not in ("Succeeded", "Failed") or live
 
     def _reconcile_trial(self, trial: Trial, end: str | None, now: dt.datetime) -> None:
         pod = self.pods.get(trial.status.pod_name or "")
-        if phase_of(trial) in FINISHED and (pod is None or pod.proc.poll() is not None):
+        if phase_of(trial) in FINISHED and (pod is None or not pod.running):
             return
         view = pod.view() if pod else None
         fresh = self._read_curve(trial, pod) if pod else []
@@ -97,13 +97,13 @@ class LocalRun:
         self.store.save_trial(trial)
 
     def _read_curve(self, trial: Trial, pod: LocalPod) -> list[CurvePoint]:
-        got = scrape(pod.url) if pod.proc.poll() is None else None
+        got = scrape(pod.url) if pod.running else None
         metric = self.settings.metric
         points: list[CurvePoint] = []
         if got and metric in got[1]:
             step, metrics = got
             points.append(CurvePoint(step=step, value=metrics[metric]))
-        elif pod.proc.poll() is not None and pod.termination.exists():
+        elif not pod.running and pod.termination.exists():
             # the last point of a run that ended between two scrapes
             doc = read_termination(pod.termination.read_text())
             value = (doc.get("last") or {}).get(metric)
