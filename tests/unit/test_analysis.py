@@ -42,6 +42,21 @@ def test_infeasible_region_is_named():
     assert inf.regions and "learning_rate >=" in inf.regions[0].message and "diverged" in inf.regions[0].message
 
 
+def test_a_categorical_region_is_named_only_where_the_rest_worked():
+    from kubetune.api import Parameter
+
+    opt = [Parameter.model_validate({"name": "optimizer", "type": "categorical", "choices": ["sgd", "adam"]})]
+    choices = ["sgd", "adam"] * 4
+    ts = [trial(i, {"optimizer": c}, "Failed" if c == "adam" else "Succeeded", None if c == "adam" else 0.5)
+          for i, c in enumerate(choices)]
+    (region,) = infeasibility(opt, ts).regions
+    assert region.message == "all 4 trials with optimizer = adam were infeasible or failed"
+    # everything failed (a broken command): no choice is to blame
+    ts = [trial(i, {"optimizer": c}, "Failed") for i, c in enumerate(choices)]
+    inf = infeasibility(opt, ts)
+    assert inf.count == 8 and inf.regions == []
+
+
 def test_scattered_failures_name_no_region():
     ts = [trial(i, {"learning_rate": lr}, "Infeasible" if i in (3, 7) else "Succeeded", 0.5)
           for i, lr in enumerate(np.geomspace(1e-4, 1.0, 12))]

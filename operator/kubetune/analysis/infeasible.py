@@ -27,7 +27,10 @@ def _region(p: Parameter, ended: list[Trial]) -> str | None:
         for choice in p.choices or []:
             group = [t for t in having if t.spec.parameters[p.name] == choice]
             bad = [t for t in group if phase_of(t) in BAD]
-            if len(bad) >= 2 and len(bad) == len(group) and len(group) < len(having):
+            # a region only where the rest of the space worked: when everything fails, the
+            # cause is not this parameter (a broken command, a missing metric)
+            worked_elsewhere = any(phase_of(t) not in BAD for t in having if t.spec.parameters[p.name] != choice)
+            if len(bad) >= 2 and len(bad) == len(group) and worked_elsewhere:
                 return f"all {len(group)} trials with {p.name} = {choice} were infeasible or failed"
         return None
     values = sorted(having, key=lambda t: float(t.spec.parameters[p.name]))
