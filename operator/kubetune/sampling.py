@@ -56,7 +56,7 @@ class Observation:
 
 @dataclass
 class Suggester:
-    """Suggests configurations for one Round. Keep one per Round (see SamplerCache)."""
+    """Suggests configurations for one Round. Keep one per Round (see core.round_plan.suggester_for)."""
 
     space: SearchSpace
     algorithm: str
@@ -210,24 +210,3 @@ def from_unit(p: Parameter, u: float) -> Scalar:
         return float(p.min + p.step * min(n, int(u * (n + 1))))
     return float(min(p.max, max(p.min, x)))
 
-
-class SamplerCache:
-    """One Suggester per Round, rebuilt whenever the Round's settings change (and after
-    a restart, when the cache is empty). The trials themselves are always read afresh."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[Any, Suggester]] = {}
-
-    def get(self, key: str, fingerprint: Any, build: Any) -> Suggester:
-        hit = self._items.get(key)
-        if hit is None or hit[0] != fingerprint:
-            hit = (fingerprint, build())
-            self._items[key] = hit
-        return hit[1]
-
-    def forget(self, key: str) -> None:
-        """Drop a deleted Round's Suggester (a long-running operator sees many Rounds)."""
-        self._items.pop(key, None)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._items

@@ -251,7 +251,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             if t.status.pod_name:
                 cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
     status = plan.status
-    status.analysis = cfg.analyses.get(study, rnd, trials)
+    status.analysis = cfg.analyses.of(study, rnd, trials)
     for phase, count in status.counts.wire().items():
         m.TRIALS.labels(namespace, name, phase).set(count)
     _write_status(patch, raw.get("status"), status)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from ..api import FINISHED, Round, Study, Trial, TrialSpec
 from ..api.common import ObjectMeta, ObjectRef, get_condition, rfc3339, set_condition
 from ..api.round import BestTrial, RoundStatus, TrialCounts
-from ..sampling import Observation, SamplerCache, Suggester
+from ..memo import Memo
+from ..sampling import Observation, Suggester
 from ..space import SearchSpace, effective_parameters
 from .settings import RoundSettings, resolve
 
@@ -24,7 +25,9 @@ LABEL_TRIAL = "kubetune.io/trial"
 ANNOTATION_MAX_STEPS = "kubetune.io/max-steps"
 """How many steps the trial trains (the Round's maxSteps, else the Study's): its pod reads it."""
 
-_CACHE = SamplerCache()
+_CACHE: Memo[Suggester] = Memo()
+"""One Suggester per Round, rebuilt whenever the Round's settings change (and after a
+restart, when it is empty). The trials themselves are always read afresh."""
 
 
 @dataclass

@@ -66,7 +66,7 @@ class LocalRun:
         ending = dict(plan.stop)
         for name, trial in list(self.trials.items()):
             self._reconcile_trial(trial, ending.get(name), now)
-        self.round.status.analysis = self.analyses.get(self.study, self.round, list(self.trials.values()))
+        self.round.status.analysis = self.analyses.of(self.study, self.round, list(self.trials.values()))
         self.store.save_round(self.round)
         live = any(p.running for p in self.pods.values())
         return self.round.status.phase not in ("Succeeded", "Failed") or live
