@@ -23,7 +23,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .api.validation import describe_kind_name, kind_and_name, problems
+    from .api.validation import describe, problems
     from .manifests import ManifestError, load_documents
 
     try:
@@ -34,7 +34,7 @@ def _validate(args: argparse.Namespace) -> int:
     bad = 0
     for path, doc in docs:
         found = problems(doc)
-        what = describe_kind_name(*kind_and_name(doc))
+        what = describe(doc)
         if found:
             bad += 1
             print(f"{path}: {what} is invalid:")

@@ -31,28 +31,22 @@ class Problem:
 
 
 class InvalidManifest(ValueError):
-    def __init__(self, kind: str | None, name: str | None, problems: list[Problem]):
-        self.kind, self.name, self.problems = kind, name, problems
+    def __init__(self, what: str, problems: list[Problem]):
+        self.what, self.problems = what, problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{describe_kind_name(kind, name)} is invalid:\n{lines}")
+        super().__init__(f"{what} is invalid:\n{lines}")
 
 
-def describe_kind_name(kind: str | None, name: str | None) -> str:
+def describe(manifest: Any) -> str:
     """How messages name an object: "Study 'digits'", or what is known of it."""
+    meta = manifest.get("metadata") if isinstance(manifest, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    kind = manifest.get("kind") if isinstance(manifest, dict) else None
     if kind and name:
-        return f"{kind} {name!r}"
+        return f"{kind} {str(name)!r}"
     if kind:
         return f"{kind} without a name"
-    return "a document that is not a Kubernetes object" if not name else f"object {name!r}"
-
-
-def kind_and_name(manifest: Any) -> tuple[str | None, str | None]:
-    if not isinstance(manifest, dict):
-        return None, None
-    meta = manifest.get("metadata")
-    name = meta.get("name") if isinstance(meta, dict) else None
-    kind = manifest.get("kind")
-    return (str(kind) if kind else None), (str(name) if name else None)
+    return f"object {str(name)!r}" if name else "a document that is not a Kubernetes object"
 
 
 _MODELS: dict[str, type[Model]] = {m.KIND: m for m in RESOURCES}  # type: ignore[attr-defined]
@@ -200,6 +194,5 @@ def parse(manifest: dict[str, Any]) -> Model:
     """The typed object, or InvalidManifest listing every problem."""
     found = problems(manifest)
     if found:
-        kind, name = kind_and_name(manifest)
-        raise InvalidManifest(kind, name, found)
+        raise InvalidManifest(describe(manifest), found)
     return _MODELS[manifest["kind"]].model_validate(manifest)
