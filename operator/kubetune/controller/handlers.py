@@ -51,8 +51,9 @@ class OperatorConfig:
     trials: TrialModels = field(default_factory=TrialModels)
     _last_query: dict[str, float] = field(default_factory=dict)
 
-    def due(self, key: str, now: float) -> bool:
+    def due(self, namespace: str, name: str, now: float) -> bool:
         """Is it time to query Prometheus for this trial again (every poll_seconds)?"""
+        key = f"{namespace}/{name}"
         if now - self._last_query.get(key, 0.0) < self.poll_seconds:
             return False
         self._last_query[key] = now
@@ -280,7 +281,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     curve = None
     conditions = trial.status.conditions
     if (cfg.prometheus is not None and view is not None and trial.status.phase == "Running"
-            and cfg.due(f"{namespace}/{name}", time.monotonic())):
+            and cfg.due(namespace, name, time.monotonic())):
         start = _epoch(trial.status.start_time) or (now.timestamp() - 3600)
         try:
             curve = cfg.prometheus.curve(namespace, trial.metadata.name, s.metric, start - 60, now.timestamp())
