@@ -161,6 +161,34 @@ def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
     assert uncalibrated is not None and uncalibrated.calibration_trials == 0
 
 
+def test_a_look_alike_that_ended_worse_than_promised_does_not_keep_hopeless_trials_alive():
+    # finished: three good trials, and plateaus at ~0.4 whose extrapolations held; one plateau
+    # had a spike in its latest points, so its cut promised lucky draws it never got
+    good = [curve(0.1 + 0.01 * i, seed=i) for i in range(3)]
+    plateaus = [late_drop(0.4 + 0.01 * i, 0.4 + 0.01 * i, 40, seed=i) for i in range(8)]
+    spiky = late_drop(0.4, 0.4, 40, seed=9)
+    spiky[7] = (8, 1.0)
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3)
+    hopeless = late_drop(0.41, 0.41, 40, seed=20)[:10]
+    clean = rule.assess(hopeless, good + plateaus, "minimize", good + plateaus)
+    d = rule.decide(hopeless, good + plateaus + [spiky], "minimize", good + plateaus + [spiky])
+    assert clean is not None and clean.p_beat < 1e-6
+    # an error on the worse side widens the interval on that side only: the chance to beat
+    # the best comes from look-alikes that ended better than extrapolated, and none did
+    assert d is not None and d.evidence["probability"] < rule.probability
+    assert d.evidence["lower"] > 0.2 > d.evidence["best"]
+
+
+def test_calibrated_intervals_have_a_half_for_each_side():
+    from kubetune.stopping.calibration import Calibration
+
+    dist = Calibration(bias=0.0, below=0.1, above=0.4, n=9).distribution(centre=1.0)
+    assert dist.cdf(1.0 - 1e-12) == pytest.approx(0.5) and dist.cdf(1.0) == pytest.approx(0.5)
+    low, high = dist.interval(0.9)
+    assert high - 1.0 == pytest.approx(4 * (1.0 - low))
+    assert dist.cdf(low) == pytest.approx(0.05) and dist.cdf(high) == pytest.approx(0.95)
+
+
 def test_on_a_quantized_metric_reaching_the_best_level_is_not_a_loss():
     q = 1 / 200
     acc = lambda top: [(s, round(min(top, 0.5 + 0.1 * s) / q) * q) for s in range(1, 21)]  # noqa: E731

@@ -6,6 +6,12 @@ extrapolation erred on finished trials that looked like this one at the same ste
 best value then was nearest), and its interval is a Student-t prediction interval from
 those errors. Errors are measured on a Scale that fits the metric: above a floor (a loss,
 an error rate), curves improve by factors, so in log distance to the floor.
+
+The interval has two halves, each as wide as the errors on its side were: the chance to
+beat the best depends on how much better than extrapolated look-alikes ended (late
+bloomers), not on how much worse one ended (a spike, a collapse). With one symmetric
+spread, a single finished curve that ended far worse than its cut promised widened every
+interval on the better side too and kept hopeless trials running.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from .extrapolation import MIN_POINTS, predict_final
 
@@ -91,12 +98,45 @@ def _cut(curve: tuple[tuple[int, float], ...], step: int, final_step: int, floor
 
 @dataclass(frozen=True)
 class Calibration:
-    """How the extrapolation erred on `n` look-alike finished trials: the mean and standard
-    deviation of (true final objective - extrapolated), on the Scale."""
+    """How the extrapolation erred on `n` look-alike finished trials: the mean of (true final
+    objective - extrapolated), on the Scale, and the spread of the errors on each side of it
+    (semi-deviations, each scaled to a standard deviation when the errors are symmetric)."""
 
     bias: float
-    sd: float
+    below: float  # errors where the trial ended better than corrected: the side that beats
+    above: float  # errors where it ended worse
     n: int
+
+    def distribution(self, centre: float) -> "TwoPieceT":
+        """The final objective on the Scale: a Student-t prediction interval for one more
+        trial around `centre`, each half with its own side's spread."""
+        widen = math.sqrt(1.0 + 1.0 / self.n)
+        return TwoPieceT(self.n - 1, centre, self.below * widen, self.above * widen)
+
+
+@dataclass(frozen=True)
+class TwoPieceT:
+    """A Student-t split at its centre: half the mass on each side, each half with its own
+    scale."""
+
+    df: int
+    centre: float
+    below: float
+    above: float
+
+    def cdf(self, x: float) -> float:
+        side = self.below if x < self.centre else self.above
+        return float(stats.t.cdf((x - self.centre) / side, self.df))
+
+    def interval(self, mass: float) -> tuple[float, float]:
+        q = float(stats.t.ppf(0.5 + mass / 2, self.df))
+        return self.centre - q * self.below, self.centre + q * self.above
+
+
+def _semi_deviation(deviations: np.ndarray, n: int) -> float:
+    """The root of twice the mean squared deviation on one side: a standard deviation when
+    the errors are symmetric."""
+    return math.sqrt(2.0 * float((deviations**2).sum()) / (n - 1)) + 1e-9
 
 
 def calibrate(
@@ -116,4 +156,6 @@ def calibrate(
         return None
     k = min(len(rows), max(NEIGHBOURS[0], min(NEIGHBOURS[1], round(2 * math.sqrt(len(rows))))))
     errors = np.array([e for _, e in sorted(rows, key=lambda r: r[0])[:k]])
-    return Calibration(bias=float(errors.mean()), sd=float(errors.std(ddof=1)) + 1e-9, n=k)
+    bias = float(errors.mean())
+    d = errors - bias
+    return Calibration(bias=bias, below=_semi_deviation(d[d < 0], k), above=_semi_deviation(d[d > 0], k), n=k)

@@ -7,14 +7,14 @@ with three changes that measured curves ask for:
 - the objective is the best value a trial reports, so the extrapolation counts the lucky
   measurements a noisy curve still has ahead of it;
 - the prediction is calibrated on the Round's finished trials that looked like this one
-  at the same step (`calibration`): raw fits are overconfident and pessimistic;
+  at the same step (`calibration`): raw fits are overconfident and pessimistic, and the
+  chance to beat the best is learned from how much better than extrapolated they ended;
 - bounded metrics (a loss above 0, an accuracy below 1) are modelled as such, and on a
   quantized metric reaching the best value's level counts as beating it.
 Before enough trials have finished, the interval is a conservative default.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from scipy import stats
@@ -99,10 +99,10 @@ class CurveFitRule:
             low, high, n = mean - Z90 * sd, mean + Z90 * sd, 0
         else:
             # the final objective on the Scale: the extrapolation corrected by its look-alikes'
-            # mean error, with a Student-t prediction interval for one more trial
+            # mean error, with a prediction interval from their errors on each side
             centre = scale.to(expected) + cal.bias
-            dist = stats.t(df=cal.n - 1, loc=centre, scale=cal.sd * math.sqrt(1.0 + 1.0 / cal.n))
-            p_beat = float(dist.cdf(scale.to(target)))
+            dist = cal.distribution(centre)
+            p_beat = dist.cdf(scale.to(target))
             mean, n = scale.back(centre), cal.n
             low, high = (scale.back(z) for z in dist.interval(0.9))
         if mine_best <= target:
