@@ -9,33 +9,31 @@ makes sharing the parsed objects safe.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterable, Mapping
 
 from ..api import Trial
+from ..memo import Memo
 
 
 class TrialModels:
     def __init__(self) -> None:
-        self._items: dict[tuple[str, str], tuple[str, Trial]] = {}
+        self._memo: Memo[Trial] = Memo()  # keyed by (namespace, name), fingerprint: resourceVersion
 
     def of(self, bodies: Iterable[Mapping[str, Any]]) -> list[Trial]:
         out = []
         for body in bodies:
             meta = body.get("metadata") or {}
-            key = (meta.get("namespace") or "", meta.get("name") or "")
             version = meta.get("resourceVersion")
-            hit = self._items.get(key)
-            if version and hit is not None and hit[0] == version:
-                out.append(hit[1])
+            if not version:  # nothing tells a change apart: parse it every time
+                out.append(Trial.model_validate(body))
                 continue
-            trial = Trial.model_validate(body)
-            if version:
-                self._items[key] = (version, trial)
-            out.append(trial)
+            key = (meta.get("namespace") or "", meta.get("name") or "")
+            out.append(self._memo.get(key, version, partial(Trial.model_validate, body)))
         return out
 
     def forget(self, namespace: str, name: str) -> None:
-        self._items.pop((namespace, name), None)
+        self._memo.forget((namespace, name))
 
     def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._items
+        return key in self._memo
