@@ -180,13 +180,38 @@ def test_a_look_alike_that_ended_worse_than_promised_does_not_keep_hopeless_tria
 
 
 def test_calibrated_intervals_have_a_half_for_each_side():
-    from kubetune.stopping.calibration import Calibration
+    from kubetune.stopping.calibration import Mixture, TwoPieceT
 
-    dist = Calibration(bias=0.0, below=0.1, above=0.4, n=9).distribution(centre=1.0)
+    dist = TwoPieceT(df=8, centre=1.0, below=0.1, above=0.4)
     assert dist.cdf(1.0 - 1e-12) == pytest.approx(0.5) and dist.cdf(1.0) == pytest.approx(0.5)
     low, high = dist.interval(0.9)
     assert high - 1.0 == pytest.approx(4 * (1.0 - low))
     assert dist.cdf(low) == pytest.approx(0.05) and dist.cdf(high) == pytest.approx(0.95)
+    mix = Mixture((dist, TwoPieceT(df=8, centre=3.0, below=0.1, above=0.1)))
+    low, high = mix.interval(0.9)
+    assert mix.cdf(low) == pytest.approx(0.05) and mix.cdf(high) == pytest.approx(0.95)
+    assert mix.cdf(2.0) == pytest.approx(0.5, abs=0.01)  # all of one part, none of the other
+
+
+def test_calibration_learns_how_much_of_the_extrapolated_gain_to_believe():
+    from kubetune.stopping.calibration import Calibration
+
+    rng = np.random.default_rng(3)
+    extrapolated = np.linspace(-2.0, 0.0, 12)
+    # look-alikes that all gained about 1 whatever their extrapolations said (a noisy metric
+    # early on): a trial extrapolated to gain nothing is still expected to gain about 1
+    noise = rng.normal(0, 0.05, 12)
+    blind = Calibration(extrapolated=extrapolated, achieved=-1.0 + noise)
+    assert blind.linear(0.0).centre == pytest.approx(-1.0, abs=0.1)
+    assert blind.offset(0.0).centre == pytest.approx(0.0, abs=0.1)  # the constant correction alone
+    dist = blind.distribution(position=5.0, predicted=5.0)
+    assert 0.3 < dist.cdf(5.0 - 0.8) < 0.7  # gaining 0.8 is likely on one model, not the other
+    assert blind.offset(0.0).cdf(-0.8) < 0.2 < 0.8 < blind.linear(0.0).cdf(-0.8)
+    # look-alikes whose extrapolations held: both models agree, the interval is narrow
+    sharp = Calibration(extrapolated=extrapolated, achieved=extrapolated + noise)
+    assert sharp.linear(-0.5).centre == pytest.approx(-0.5, abs=0.1)
+    low, high = sharp.distribution(position=5.0, predicted=4.5).interval(0.9)
+    assert 4.3 < low < 4.5 < high < 4.7
 
 
 def test_on_a_quantized_metric_reaching_the_best_level_is_not_a_loss():

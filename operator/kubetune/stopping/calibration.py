@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special
 
 from .extrapolation import MIN_POINTS, predict_final
 
@@ -98,20 +98,52 @@ def _cut(curve: tuple[tuple[int, float], ...], step: int, final_step: int, floor
 
 @dataclass(frozen=True)
 class Calibration:
-    """How the extrapolation erred on `n` look-alike finished trials: the mean of (true final
-    objective - extrapolated), on the Scale, and the spread of the errors on each side of it
-    (semi-deviations, each scaled to a standard deviation when the errors are symmetric)."""
+    """How the extrapolation fared on `n` look-alike finished trials cut at the same step:
+    the gain each was extrapolated to make from its best value then, and the gain it really
+    made, on the Scale (both <= 0: lower is better)."""
 
-    bias: float
-    below: float  # errors where the trial ended better than corrected: the side that beats
-    above: float  # errors where it ended worse
-    n: int
+    extrapolated: np.ndarray
+    achieved: np.ndarray
 
-    def distribution(self, centre: float) -> "TwoPieceT":
-        """The final objective on the Scale: a Student-t prediction interval for one more
-        trial around `centre`, each half with its own side's spread."""
+    @property
+    def n(self) -> int:
+        return len(self.achieved)
+
+    def distribution(self, position: float, predicted: float) -> "Mixture":
+        """The final objective on the Scale of a trial whose best so far is at `position`
+        and whose extrapolation is `predicted`: the average of two models of how the
+        extrapolation errs, each a prediction interval for one more trial. With a handful
+        of look-alikes neither can be trusted alone, and a trial is hopeless only when
+        both say so."""
+        gain = predicted - position
+        return Mixture((self.offset(gain).shifted(position), self.linear(gain).shifted(position)))
+
+    def offset(self, gain: float) -> "TwoPieceT":
+        """The extrapolated gain is right up to a constant: corrected by the look-alikes'
+        mean error, with each side of the interval as wide as the errors on that side."""
+        errors = self.achieved - self.extrapolated
+        bias = float(errors.mean())
+        d = errors - bias
         widen = math.sqrt(1.0 + 1.0 / self.n)
-        return TwoPieceT(self.n - 1, centre, self.below * widen, self.above * widen)
+        return TwoPieceT(self.n - 1, gain + bias, _semi_deviation(d[d < 0], self.n - 1) * widen,
+                         _semi_deviation(d[d > 0], self.n - 1) * widen)
+
+    def linear(self, gain: float) -> "TwoPieceT":
+        """The achieved gain is a linear function of the extrapolated one (least squares):
+        where extrapolations of this metric at this step carry little information (a noisy
+        accuracy early on), the slope falls towards 0 and the look-alikes' own gains decide;
+        where they carry a lot, it stays near 1. The slope is kept within [0, 2]."""
+        x, y, n = self.extrapolated, self.achieved, self.n
+        xm, ym = float(x.mean()), float(y.mean())
+        sxx = float(((x - xm) ** 2).sum())
+        fitted = sxx > 1e-12
+        slope = min(max(float(((x - xm) * (y - ym)).sum()) / sxx, 0.0), 2.0) if fitted else 0.0
+        r = y - ym - slope * (x - xm)
+        dof = n - 2 if fitted else n - 1
+        leverage = 1.0 + 1.0 / n + ((gain - xm) ** 2 / sxx if fitted else 0.0)
+        widen = math.sqrt(leverage)
+        return TwoPieceT(dof, ym + slope * (gain - xm), _semi_deviation(r[r < 0], dof) * widen,
+                         _semi_deviation(r[r > 0], dof) * widen)
 
 
 @dataclass(frozen=True)
@@ -124,25 +156,46 @@ class TwoPieceT:
     below: float
     above: float
 
+    def shifted(self, by: float) -> "TwoPieceT":
+        return TwoPieceT(self.df, self.centre + by, self.below, self.above)
+
     def cdf(self, x: float) -> float:
         side = self.below if x < self.centre else self.above
-        return float(stats.t.cdf((x - self.centre) / side, self.df))
+        return float(special.stdtr(self.df, (x - self.centre) / side))
 
     def interval(self, mass: float) -> tuple[float, float]:
-        q = float(stats.t.ppf(0.5 + mass / 2, self.df))
+        q = float(special.stdtrit(self.df, 0.5 + mass / 2))
         return self.centre - q * self.below, self.centre + q * self.above
 
 
-def _semi_deviation(deviations: np.ndarray, n: int) -> float:
+@dataclass(frozen=True)
+class Mixture:
+    """An equal-weight mixture of distributions on the Scale."""
+
+    parts: tuple[TwoPieceT, ...]
+
+    def cdf(self, x: float) -> float:
+        return sum(p.cdf(x) for p in self.parts) / len(self.parts)
+
+    def quantile(self, q: float) -> float:
+        lo = min(p.interval(1.0 - 1e-9)[0] for p in self.parts)
+        hi = max(p.interval(1.0 - 1e-9)[1] for p in self.parts)
+        return float(optimize.brentq(lambda z: self.cdf(z) - q, lo, hi, xtol=1e-9))
+
+    def interval(self, mass: float) -> tuple[float, float]:
+        return self.quantile((1.0 - mass) / 2), self.quantile((1.0 + mass) / 2)
+
+
+def _semi_deviation(deviations: np.ndarray, dof: int) -> float:
     """The root of twice the mean squared deviation on one side: a standard deviation when
-    the errors are symmetric."""
-    return math.sqrt(2.0 * float((deviations**2).sum()) / (n - 1)) + 1e-9
+    the deviations are symmetric."""
+    return math.sqrt(2.0 * float((deviations**2).sum()) / dof) + 1e-9
 
 
 def calibrate(
     finished: list[list[tuple[int, float]]], step: int, final_step: int, scale: Scale, position: float
 ) -> Calibration | None:
-    """Errors of the same extrapolation on the Round's finished trials cut at `step`, from
+    """How the same extrapolation fared on the Round's finished trials cut at `step`, from
     the ones whose best value at that step was nearest to `position` (on the Scale): a
     trial is judged by how curves that looked like it really ended. None until enough
     trials have finished."""
@@ -151,11 +204,10 @@ def calibrate(
         cut = _cut(tuple(c), step, final_step, scale.floor)
         if cut is not None:
             truth = min(v for _, v in c)
-            rows.append((abs(scale.to(cut[0]) - position), scale.to(truth) - scale.to(cut[1])))
+            then = scale.to(cut[0])
+            rows.append((abs(then - position), scale.to(cut[1]) - then, scale.to(truth) - then))
     if len(rows) < MIN_CALIBRATION:
         return None
     k = min(len(rows), max(NEIGHBOURS[0], min(NEIGHBOURS[1], round(2 * math.sqrt(len(rows))))))
-    errors = np.array([e for _, e in sorted(rows, key=lambda r: r[0])[:k]])
-    bias = float(errors.mean())
-    d = errors - bias
-    return Calibration(bias=bias, below=_semi_deviation(d[d < 0], k), above=_semi_deviation(d[d > 0], k), n=k)
+    nearest = sorted(rows, key=lambda r: r[0])[:k]
+    return Calibration(extrapolated=np.array([r[1] for r in nearest]), achieved=np.array([r[2] for r in nearest]))

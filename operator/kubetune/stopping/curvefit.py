@@ -98,12 +98,10 @@ class CurveFitRule:
             p_beat = float(stats.norm.cdf((target - mean) / sd))
             low, high, n = mean - Z90 * sd, mean + Z90 * sd, 0
         else:
-            # the final objective on the Scale: the extrapolation corrected by its look-alikes'
-            # mean error, with a prediction interval from their errors on each side
-            centre = scale.to(expected) + cal.bias
-            dist = cal.distribution(centre)
+            # the final objective on the Scale, from how the extrapolation fared on look-alikes
+            dist = cal.distribution(scale.to(mine_best), scale.to(expected))
             p_beat = dist.cdf(scale.to(target))
-            mean, n = scale.back(centre), cal.n
+            mean, n = scale.back(dist.quantile(0.5)), cal.n
             low, high = (scale.back(z) for z in dist.interval(0.9))
         if mine_best <= target:
             p_beat = 1.0
