@@ -1,17 +1,21 @@
 """Calibrate extrapolations on the Round's own finished trials.
 
 Raw fits are overconfident, and on real curves mostly pessimistic: curves keep improving
-longer than the families assume. So a prediction is corrected by how the same
-extrapolation erred on finished trials that looked like this one at the same step (their
-best value then was nearest), and its interval is a Student-t prediction interval from
-those errors. Errors are measured on a Scale that fits the metric: above a floor (a loss,
+longer than the families assume. So a prediction is judged by how the same extrapolation
+fared on finished trials that looked like this one at the same step (their best value
+then was nearest): the gain each was extrapolated to make from there, and the gain it
+really made. Gains are measured on a Scale that fits the metric: above a floor (a loss,
 an error rate), curves improve by factors, so in log distance to the floor.
 
-The interval has two halves, each as wide as the errors on its side were: the chance to
-beat the best depends on how much better than extrapolated look-alikes ended (late
-bloomers), not on how much worse one ended (a spike, a collapse). With one symmetric
-spread, a single finished curve that ended far worse than its cut promised widened every
-interval on the better side too and kept hopeless trials running.
+Two models of the error, averaged, each a Student-t prediction interval for one more
+trial:
+- offset: the extrapolated gain is right up to a constant (the look-alikes' mean error);
+- linear: the achieved gain is a line in the extrapolated one, so where extrapolations
+  carry little information (a noisy accuracy early on) the look-alikes' own gains decide.
+A handful of look-alikes cannot tell them apart, so a trial is stopped only when both
+find it hopeless. Each interval has two halves, each as wide as the errors on its side:
+the chance to beat the best depends on how much better than expected look-alikes ended
+(late bloomers), not on how much worse one ended (a spike, a collapse).
 """
 from __future__ import annotations
 

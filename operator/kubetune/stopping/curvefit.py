@@ -8,7 +8,8 @@ with three changes that measured curves ask for:
   measurements a noisy curve still has ahead of it;
 - the prediction is calibrated on the Round's finished trials that looked like this one
   at the same step (`calibration`): raw fits are overconfident and pessimistic, and the
-  chance to beat the best is learned from how much better than extrapolated they ended;
+  chance to beat the best is learned from how much of their extrapolated gain those
+  trials really made, and how much more;
 - bounded metrics (a loss above 0, an accuracy below 1) are modelled as such, and on a
   quantized metric reaching the best value's level counts as beating it.
 Before enough trials have finished, the interval is a conservative default.
