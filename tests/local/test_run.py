@@ -42,7 +42,7 @@ def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, 
 
 
 def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp_path):
-    manifest = write_manifests(tmp_path, max_trials=14, step_seconds=0.03, steps=20,
+    manifest = write_manifests(tmp_path, max_trials=20, step_seconds=0.05, steps=20,
                                stopping={"rule": "curvefit", "startStep": 4, "minTrials": 2})
     out = tmp_path / "out"
     res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1")
@@ -60,7 +60,7 @@ def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp
         assert e["predicted"] > e["best"]  # expected to end worse than the best seen
         assert "90% interval" in reason["message"]
     # once enough trials have finished, the predictions are calibrated on them
-    assert any(t["status"]["stopReason"]["evidence"]["calibrationTrials"] >= 5 for t in stopped)
+    assert any(t["status"]["stopReason"]["evidence"]["calibrationTrials"] >= 5 for t in stopped), sorted((t["metadata"]["name"], t["status"]["phase"], t["status"].get("stopReason", {}).get("step"), t["status"].get("stopReason", {}).get("evidence", {}).get("calibrationTrials")) for t in trials)
 
 
 def test_a_round_runs_locally_with_stopping_analysis_and_report(tmp_path):
