@@ -20,6 +20,21 @@ def kubetune(*args: str, **kw) -> subprocess.CompletedProcess:
                           timeout=600, cwd=kw.pop("cwd", ROOT), **kw)
 
 
+def processes_started_by(out: Path) -> list[str]:
+    """Live processes whose environment points into this run's directory (every trial
+    process gets its termination path there), as 'pid: command line'."""
+    mark = f"KUBETUNE_TERMINATION_PATH={out}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if mark in (proc / "environ").read_bytes():
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                found.append(f"{proc.name}: {b' '.join(argv).decode(errors='replace')}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, steps: int = 12,
                     stopping: dict | None = None) -> Path:
     study = {
@@ -105,8 +120,8 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     states = {p.stem: yaml.safe_load(p.read_text())["status"] for p in (out / "trials").glob("*.yaml")}
     kept = {n for n, s in states.items() if s.get("phase") in ("Succeeded", "EarlyStopped")}
     assert kept and all(s.get("phase") in ("Succeeded", "EarlyStopped", "Pending") for s in states.values())
-    # no trial process survives the interrupt
-    assert "trainer.py" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    # no trial process of this run survives the interrupt
+    assert not processes_started_by(out), processes_started_by(out)
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     after = {p.stem: yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")}

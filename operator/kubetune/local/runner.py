@@ -26,6 +26,7 @@ from ..core.curves import merge
 from ..manifests import ManifestError, load_study_and_round
 from ..sampling import AlgorithmUnavailable
 from ..report.html import render_report
+from .interrupts import Interrupts
 from .process import LocalPod
 from .scrape import scrape
 from .store import RunStore
@@ -148,23 +149,23 @@ def run_cli(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else default_output(rnd)
     from .progress import Progress
 
-    with Progress(quiet=args.quiet or not sys.stdout.isatty()) as progress:
+    with Progress(quiet=args.quiet or not sys.stdout.isatty()) as progress, Interrupts() as ctrl_c:
         run = LocalRun(study, rnd, out, poll=args.poll, echo=progress.log)
         try:
             progress.log(f"Round {rnd.metadata.name}: {rnd.spec.goal}")
             progress.log(f"state and results: {out}/ (run the same command again to resume)")
-            while run.step():
+            while not ctrl_c.requested and run.step():
                 progress.update(run.round, run.settings)
-                time.sleep(run.poll)
-            progress.update(run.round, run.settings)
+                ctrl_c.sleep(run.poll)
         except AlgorithmUnavailable as e:
             run.interrupt()
             print(f"error: {e}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
+        if ctrl_c.requested:
             run.interrupt()
             progress.log("interrupted: running trials stopped, finished trials kept; run the same command to resume")
             return 130
+        progress.update(run.round, run.settings)
     report = run.finish()
     s = run.round.status
     print(f"Round {rnd.metadata.name} {s.phase}: {s.progress} trials, counts {s.counts.wire()}")
