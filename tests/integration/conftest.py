@@ -167,13 +167,13 @@ def live(api: Cluster, plural: str) -> dict[str, dict]:
     return out
 
 
-async def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+async def wait_for(predicate, timeout: float = 60.0, what: str = "condition", detail=None) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         if predicate():
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"; still: {detail()}" if detail else ""))
         await asyncio.sleep(0.2)
 
 
