@@ -133,10 +133,16 @@ async def test_deleting_the_study_removes_rounds_trials_and_pods(world):
                    and (NS, "r1-0") in op.cfg.trials, 30, "the operator to hold the Round and its Trials")
     resp = await api.delete(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/studies/demo")
     assert resp.status == 200
-    left = lambda: {plural: {n: ((o.get("metadata") or {}).get("finalizers"), (o.get("metadata") or {}).get("ownerReferences"),  # noqa: E731
-                                 (o.get("metadata") or {}).get("deletionTimestamp"))
-                             for n, o in live(api, plural).items()}
-                    for plural in ("studies", "rounds", "trials", "pods") if live(api, plural)}
+    def left() -> dict[str, dict[str, tuple]]:
+        """What is not deleted yet, and what holds it: finalizers, owners, deletionTimestamp."""
+        out = {}
+        for plural in ("studies", "rounds", "trials", "pods"):
+            for name, obj in live(api, plural).items():
+                meta = obj.get("metadata") or {}
+                out.setdefault(plural, {})[name] = (meta.get("finalizers"), meta.get("ownerReferences"),
+                                                    meta.get("deletionTimestamp"))
+        return out
+
     await wait_for(lambda: not left(), 60, "everything to be deleted", detail=left)
     # a long-running operator does not keep a deleted Round's sampler and analysis
     await wait_for(lambda: round_key(NS, "r1") not in op.cfg.analyses and not remembers_round(NS, "r1")

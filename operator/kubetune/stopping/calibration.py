@@ -124,28 +124,29 @@ class Calibration:
 
     def offset(self, gain: float) -> "TwoPieceT":
         """The extrapolated gain is right up to a constant: corrected by the look-alikes'
-        mean error, with each side of the interval as wide as the errors on that side."""
-        errors = self.achieved - self.extrapolated
-        bias = float(errors.mean())
-        d = errors - bias
-        widen = math.sqrt(1.0 + 1.0 / self.n)
-        return TwoPieceT(self.n - 1, gain + bias, _semi_deviation(d[d < 0], self.n - 1) * widen,
-                         _semi_deviation(d[d > 0], self.n - 1) * widen)
+        mean error (a line of slope 1)."""
+        return self._line(gain, slope=1.0)
 
     def linear(self, gain: float) -> "TwoPieceT":
         """The achieved gain is a linear function of the extrapolated one (least squares):
         where extrapolations of this metric at this step carry little information (a noisy
         accuracy early on), the slope falls towards 0 and the look-alikes' own gains decide;
         where they carry a lot, it stays near 1. The slope is kept within [0, 2]."""
+        return self._line(gain, slope=None)
+
+    def _line(self, gain: float, slope: float | None) -> "TwoPieceT":
+        """The achieved gain at `gain` on a line through the look-alikes' means, with the
+        given slope or (None) the least-squares one, and a Student-t prediction interval
+        whose halves are as wide as the residuals on each side."""
         x, y, n = self.extrapolated, self.achieved, self.n
         xm, ym = float(x.mean()), float(y.mean())
         sxx = float(((x - xm) ** 2).sum())
-        fitted = sxx > 1e-12
-        slope = min(max(float(((x - xm) * (y - ym)).sum()) / sxx, 0.0), 2.0) if fitted else 0.0
+        fitted = slope is None and sxx > 1e-12
+        if slope is None:
+            slope = min(max(float(((x - xm) * (y - ym)).sum()) / sxx, 0.0), 2.0) if fitted else 0.0
         r = y - ym - slope * (x - xm)
         dof = n - 2 if fitted else n - 1
-        leverage = 1.0 + 1.0 / n + ((gain - xm) ** 2 / sxx if fitted else 0.0)
-        widen = math.sqrt(leverage)
+        widen = math.sqrt(1.0 + 1.0 / n + ((gain - xm) ** 2 / sxx if fitted else 0.0))
         return TwoPieceT(dof, ym + slope * (gain - xm), _semi_deviation(r[r < 0], dof) * widen,
                          _semi_deviation(r[r > 0], dof) * widen)
 
