@@ -59,6 +59,12 @@ def write_manifests(tmp: Path, max_trials: int = 6, step_seconds: float = 0.05, 
 def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp_path):
     manifest = write_manifests(tmp_path, max_trials=20, step_seconds=0.05, steps=20,
                                stopping={"rule": "curvefit", "startStep": 4, "minTrials": 2})
+    # learning rates within two decades of the best: enough trials stay competitive and
+    # finish (6-8 of 20) that later ones are judged on five finished look-alikes; over the
+    # default five decades only 4-5 finished and every stop could be uncalibrated
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[1]["spec"]["nuisance"][0].update(min=0.001, max=0.1)
+    manifest.write_text(yaml.safe_dump_all(docs))
     out = tmp_path / "out"
     res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1")
     assert res.returncode == 0, res.stdout + res.stderr
