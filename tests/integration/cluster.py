@@ -28,6 +28,18 @@ import kmock
 _rv = itertools.count(1)
 
 
+async def forever(step: Any, interval: float, errors: list[str]) -> None:
+    """Run one pass of a control loop every `interval` seconds, as a real controller does:
+    a pass that fails (a refused or cut-short request under load) is recorded in `errors`
+    and the loop goes on, instead of ending silently and stalling every test behind it."""
+    while True:
+        try:
+            await step()
+        except Exception as e:  # noqa: BLE001 - recorded, and the loop retries
+            errors.append(f"{type(e).__name__}: {e}")
+        await asyncio.sleep(interval)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -74,6 +86,7 @@ class Kubelet:
         self.procs: dict[str, tuple[subprocess.Popen, Path, int, str]] = {}
         self.reported: set[str] = set()
         self.started: list[str] = []
+        self.errors: list[str] = []
 
     def _targets(self) -> None:
         if self.targets_file is None:
@@ -85,9 +98,7 @@ class Kubelet:
         os.replace(tmp, self.targets_file)
 
     async def run(self) -> None:
-        while True:
-            await self.sync()
-            await asyncio.sleep(0.2)
+        await forever(self.sync, 0.2, self.errors)
 
     async def sync(self) -> None:
         changed = False
@@ -156,11 +167,10 @@ class GarbageCollector:
 
     def __init__(self, api: Cluster):
         self.api = api
+        self.errors: list[str] = []
 
     async def run(self) -> None:
-        while True:
-            await self.sweep()
-            await asyncio.sleep(0.3)
+        await forever(self.sweep, 0.3, self.errors)
 
     async def sweep(self) -> None:
         live = {obj.raw["metadata"].get("uid") for _, obj in list(self.api.objects.items()) if not obj.deleted}

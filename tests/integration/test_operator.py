@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from kubetune.core.round_plan import remembers_round, round_key
 
@@ -133,14 +134,17 @@ async def test_deleting_the_study_removes_rounds_trials_and_pods(world):
                    and (NS, "r1-0") in op.cfg.trials, 30, "the operator to hold the Round and its Trials")
     resp = await api.delete(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/studies/demo")
     assert resp.status == 200
-    def left() -> dict[str, dict[str, tuple]]:
-        """What is not deleted yet, and what holds it: finalizers, owners, deletionTimestamp."""
-        out = {}
+    def left() -> dict[str, Any]:
+        """What is not deleted yet, and what holds it: finalizers, owners, deletionTimestamp
+        (and any pass of the stand-in garbage collector or kubelet that failed)."""
+        out: dict[str, Any] = {}
         for plural in ("studies", "rounds", "trials", "pods"):
             for name, obj in live(api, plural).items():
                 meta = obj.get("metadata") or {}
                 out.setdefault(plural, {})[name] = (meta.get("finalizers"), meta.get("ownerReferences"),
                                                     meta.get("deletionTimestamp"))
+        if out:
+            out["loop errors"] = world["gc"].errors[-3:] + world["kubelet"].errors[-3:]
         return out
 
     await wait_for(lambda: not left(), 60, "everything to be deleted", detail=left)
