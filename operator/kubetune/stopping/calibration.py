@@ -182,10 +182,15 @@ class Mixture:
     def cdf(self, x: float) -> float:
         return sum(p.cdf(x) for p in self.parts) / len(self.parts)
 
+    @functools.cached_property
+    def _support(self) -> tuple[float, float]:
+        """Where every quantile lies: from the lowest part's lower end to the highest's
+        upper end (all but 1e-9 of each part's mass)."""
+        ends = [p.interval(1.0 - 1e-9) for p in self.parts]
+        return min(lo for lo, _ in ends), max(hi for _, hi in ends)
+
     def quantile(self, q: float) -> float:
-        lo = min(p.interval(1.0 - 1e-9)[0] for p in self.parts)
-        hi = max(p.interval(1.0 - 1e-9)[1] for p in self.parts)
-        return float(optimize.brentq(lambda z: self.cdf(z) - q, lo, hi, xtol=1e-9))
+        return float(optimize.brentq(lambda z: self.cdf(z) - q, *self._support, xtol=1e-9))
 
     def interval(self, mass: float) -> tuple[float, float]:
         return self.quantile((1.0 - mass) / 2), self.quantile((1.0 + mass) / 2)
