@@ -149,7 +149,7 @@ class KubetunePolicy(Policy):
             if self.check_coverage:
                 lo, hi = a.interval()  # lower-is-better, like the bookkeeping here
                 self.coverage.append(lo <= objective(curves[run.idx]) <= hi)
-            return a.p_beat < self.rule.probability
+            return a.stop
         return self.rule.decide(mine, others, self.goal) is not None
 
 

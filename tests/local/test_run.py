@@ -77,7 +77,11 @@ def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp
         reason = t["status"]["stopReason"]
         e = reason["evidence"]
         assert reason["rule"] == "curvefit" and 4 <= reason["step"] < 20
-        assert e["lower"] <= e["predicted"] <= e["upper"] and e["probability"] < 0.05
+        assert e["lower"] <= e["predicted"] <= e["upper"] and e["probability"] < e["threshold"]
+        # the default threshold; a higher one below the median of the trials at the step, a
+        # lower one among the best tenth of them
+        leader = "best tenth" in reason["message"]
+        assert e["threshold"] == (0.2 if "median" in e else 0.01 if leader else 0.05), reason
         assert e["predicted"] > e["best"]  # expected to end worse than the best seen
         assert "90% interval" in reason["message"]
     # once enough trials have finished, the predictions are calibrated on them

@@ -161,6 +161,56 @@ def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
     assert uncalibrated is not None and uncalibrated.calibration_trials == 0
 
 
+def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped():
+    bloomers = [late_drop(0.5 + 0.01 * i, 0.05 + 0.005 * i, 14 + i % 5, seed=i) for i in range(10)]
+    plateaus = [late_drop(0.2 + 0.005 * i, 0.2 + 0.005 * i, 40, seed=i) for i in range(10)]
+    done = bloomers + plateaus
+    trial = late_drop(0.52, 0.05, 40)[:10]  # at step 10 worse than half of the finished trials
+    p = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, done, "minimize", done).p_beat
+    assert 0 < p < 0.5
+    # a chance to beat the best between the two thresholds: the median decides
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=p / 2, median_probability=2 * p)
+    d = rule.decide(trial, done, "minimize", done)
+    assert d is not None and d.evidence["threshold"] == 2 * p
+    assert d.evidence["median"] < 0.52 and "worse than the median" in d.message
+    off = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=p / 2, median_probability=0)
+    assert off.decide(trial, done, "minimize", done) is None
+    # with many worse trials running at the same step it is above the median, and kept
+    running = [late_drop(0.8 + 0.01 * i, 0.8, 40, seed=i)[:12] for i in range(30)]
+    a = rule.assess(trial, done + running, "minimize", done)
+    assert a is not None and a.median is None and a.threshold == p / 2 and not a.stop
+    assert rule.decide(trial, done + running, "minimize", done) is None
+    # trials that have not reached the step do not count towards the median
+    early = [c[:8] for c in running]
+    assert rule.decide(trial, done + early, "minimize", done) is not None
+    # maximized: the same trial as an accuracy, with the median in the metric's own terms
+    acc = lambda c: [(s, 1 - v) for s, v in c]  # noqa: E731
+    d = rule.decide(acc(trial), [acc(c) for c in done], "maximize", [acc(c) for c in done])
+    assert d is not None and d.evidence["median"] > 1 - 0.52
+
+
+def test_a_trial_among_the_best_tenth_at_its_step_needs_more_of_a_case_to_be_stopped():
+    bloomers = [late_drop(0.5 + 0.01 * i, 0.05 + 0.005 * i, 14 + i % 5, seed=i) for i in range(10)]
+    plateaus = [late_drop(0.2 + 0.005 * i, 0.2 + 0.005 * i, 40, seed=i) for i in range(10)]
+    done = bloomers + plateaus
+    running = [late_drop(0.8 + 0.01 * i, 0.8, 40, seed=i)[:12] for i in range(30)]
+    trial = late_drop(0.21, 0.21, 40)[:10]  # looks like the plateaus, but only 2 of 50 trials are better now
+    a = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, done + running, "minimize", done)
+    assert a is not None and a.leader and a.median is None and a.threshold == 0.01
+    p = a.p_beat
+    assert p < 0.05  # hopeless by the look-alikes: the threshold decides
+    strict = CurveFitRule(final_step=30, start_step=5, min_trials=3, leader_probability=p / 2)
+    assert strict.decide(trial, done + running, "minimize", done) is None
+    lenient = CurveFitRule(final_step=30, start_step=5, min_trials=3, leader_probability=2 * p)
+    d = lenient.decide(trial, done + running, "minimize", done)
+    assert d is not None and d.evidence["threshold"] == 2 * p and "best tenth" in d.message
+    # among the finished trials alone it is no leader (2 of 20 are better) and is held to 5%
+    a = strict.assess(trial, done, "minimize", done)
+    assert a is not None and not a.leader and a.threshold == 0.05 and a.stop
+    # a leader is never held to more than the default threshold
+    assert CurveFitRule(final_step=30, leader_probability=0.5).assess(trial, done + running, "minimize", done).threshold == 0.05
+
+
 def test_a_look_alike_that_ended_worse_than_promised_does_not_keep_hopeless_trials_alive():
     # finished: three good trials, and plateaus at ~0.4 whose extrapolations held; one plateau
     # had a spike in its latest points, so its cut promised lucky draws it never got

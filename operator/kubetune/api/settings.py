@@ -100,6 +100,27 @@ class EarlyStopping(Model):
         ge=0,
         description="curvefit: relative margin a trial must beat the best value by to count as better (default 0).",
     )
+    median_probability: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description=(
+            "curvefit: the threshold instead of probability for a trial whose best value so far is worse than "
+            "the median of the other trials that reached the same step (default 0.2; never below probability, "
+            "0 turns it off). Finished trials, which calibrate the probability, are survivors; where a trial "
+            "stands among all trials at its step is a second opinion that does not depend on who finished."
+        ),
+    )
+    leader_probability: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description=(
+            "curvefit: the threshold instead of probability for a trial whose best value so far is better than "
+            "that of all but a tenth of the other trials at the same step (default 0.01; never above "
+            "probability, 0 never stops such a trial)."
+        ),
+    )
 
 
 class Reruns(Model):

@@ -19,6 +19,8 @@ class StoppingSettings:
     interval: int
     probability: float
     margin: float
+    median_probability: float
+    leader_probability: float
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def resolve(study: Study, rnd: Round) -> RoundSettings:
             interval=int(_pick("interval", *es, default=1)),  # type: ignore[arg-type]
             probability=float(_pick("probability", *es, default=0.05)),  # type: ignore[arg-type]
             margin=float(_pick("margin", *es, default=0.0)),  # type: ignore[arg-type]
+            median_probability=float(_pick("median_probability", *es, default=0.2)),  # type: ignore[arg-type]
+            leader_probability=float(_pick("leader_probability", *es, default=0.01)),  # type: ignore[arg-type]
         ),
         max_steps=max_steps,
         direction=study.spec.objective.goal,

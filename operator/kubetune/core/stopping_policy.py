@@ -27,6 +27,7 @@ def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers
         decision = CurveFitRule(
             final_step=s.max_steps, probability=rule.probability, margin=rule.margin,
             start_step=rule.start_step, min_trials=rule.min_trials, interval=rule.interval,
+            median_probability=rule.median_probability, leader_probability=rule.leader_probability,
         ).decide(_points(curve), other_curves, s.direction, finished)
     if decision is None:
         return None

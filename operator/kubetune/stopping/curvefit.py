@@ -11,11 +11,19 @@ with three changes that measured curves ask for:
   chance to beat the best is learned from how much of their extrapolated gain those
   trials really made, and how much more;
 - bounded metrics (a loss above 0, an accuracy below 1) are modelled as such, and on a
-  quantized metric reaching the best value's level counts as beating it.
+  quantized metric reaching the best value's level counts as beating it;
+- the threshold depends on where the trial stands among the other trials at its step: a
+  trial worse than the median of those that reached the step is stopped at a higher
+  chance (`median_probability`), one among the best tenth of them only at a lower one
+  (`leader_probability`). The calibration learns from finished trials only, and with few
+  workers most trials are stopped, so those are survivors: a middling trial's look-alikes
+  are the worst of them, which went on to improve anyway, while a leader's are few. Where
+  a trial stands does not depend on who finished: it is a second opinion.
 Before enough trials have finished, the interval is a conservative default.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from scipy import stats
@@ -26,6 +34,9 @@ from .extrapolation import MIN_POINTS, predict_final, reach
 
 DEFAULT_SCALE = 3.0  # uncalibrated: the improvement still to come is 0 to 3 times what the fit expects
 Z90 = 1.645
+MEDIAN_PEERS = 5  # other trials that must have reached the step before their median counts
+LEADERS = 0.1  # a trial better than all but this fraction of the others at its step is a leader
+LEADER_PEERS = 10  # other trials needed before a trial counts as a leader
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,13 @@ class Assessment:
     best: float  # the best value seen in the Round
     p_beat: float
     calibration_trials: int
+    threshold: float  # the trial is stopped when p_beat falls below this
+    median: float | None = None  # of the other trials' best values at this step, when the trial is worse
+    leader: bool = False  # among the best tenth of the trials at this step
+
+    @property
+    def stop(self) -> bool:
+        return self.p_beat < self.threshold
 
     def interval(self) -> tuple[float, float]:
         return self.low, self.high
@@ -51,6 +69,13 @@ class CurveFitRule:
 
     final_step: the step training ends at (the Study's or Round's maxSteps).
     probability: stop when P(beat the best) falls below this.
+    median_probability: the threshold instead, for a trial whose best value so far is worse
+        than the median of the best values so far of the other trials that reached its
+        step (at least MEDIAN_PEERS of them); never below `probability`, 0 turns it off.
+    leader_probability: the threshold instead, for a trial whose best value so far is
+        better than that of all but a tenth of the other trials at its step (their best
+        values up to the step, at least LEADER_PEERS of them); never above `probability`,
+        0 never stops a leader.
     margin: relative margin the trial must beat the best by to count.
     start_step: no decision before this step.
     min_trials: other trials with data needed before any stop.
@@ -63,6 +88,8 @@ class CurveFitRule:
     start_step: int = 5
     min_trials: int = 3
     interval: int = 1
+    median_probability: float = 0.2
+    leader_probability: float = 0.01
 
     def assess(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
@@ -106,29 +133,59 @@ class CurveFitRule:
             low, high = (scale.back(z) for z in dist.interval(0.9))
         if mine_best <= target:
             p_beat = 1.0
+        median, leader = _median_above(mine_best, peers, step), _leads(mine_best, peers, step)
+        threshold = self.probability
+        if leader:
+            threshold = min(self.probability, self.leader_probability)
+        elif median is not None:
+            threshold = max(self.probability, self.median_probability)
         return Assessment(
             step=step, mean=min(mean, mine_best), low=min(low, mine_best), high=min(high, mine_best),
-            best=best, p_beat=p_beat, calibration_trials=n,
+            best=best, p_beat=p_beat, calibration_trials=n, threshold=threshold, median=median, leader=leader,
         )
 
     def decide(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
     ) -> Decision | None:
         a = self.assess(curve, others, direction, finished)
-        if a is None or a.p_beat >= self.probability:
+        if a is None or not a.stop:
             return None
         sign = 1.0 if direction == "minimize" else -1.0
         low, high = sorted(sign * x for x in a.interval())
+        evidence = {
+            "predicted": sign * a.mean, "lower": low, "upper": high, "best": sign * a.best,
+            "probability": a.p_beat, "threshold": a.threshold, "calibrationTrials": float(a.calibration_trials),
+        }
+        below = ""
+        if a.median is not None:
+            evidence["median"] = sign * a.median
+            below = f"; it is worse than the median {sign * a.median:.6g} of the trials at this step"
+        elif a.leader:
+            below = "; it is among the best tenth of the trials at this step"
         return Decision(
             rule="curvefit",
             step=a.step,
             message=(
                 f"at step {a.step} the curve extrapolates to {sign * a.mean:.6g} at step {self.final_step} "
                 f"(90% interval {low:.6g} to {high:.6g}); the chance to beat the best value "
-                f"{sign * a.best:.6g} is {a.p_beat:.1%}"
+                f"{sign * a.best:.6g} is {a.p_beat:.1%}, below {a.threshold:.1%}{below}"
             ),
-            evidence={
-                "predicted": sign * a.mean, "lower": low, "upper": high, "best": sign * a.best,
-                "probability": a.p_beat, "calibrationTrials": float(a.calibration_trials),
-            },
+            evidence=evidence,
         )
+
+
+def _median_above(mine_best: float, peers: list[list[tuple[int, float]]], step: int) -> float | None:
+    """The median of the best values so far of the peers that reached `step`, when this
+    trial's best so far is worse than it (lower is better); otherwise None."""
+    values = [b for p in peers if p[-1][0] >= step and (b := best_so_far(p, step)) is not None]
+    if len(values) < MEDIAN_PEERS:
+        return None
+    median = statistics.median(values)
+    return median if mine_best > median else None
+
+
+def _leads(mine_best: float, peers: list[list[tuple[int, float]]], step: int) -> bool:
+    """Is this trial's best so far better than all but a tenth of the peers' best values up
+    to `step` (stopped trials count with the best they reached)?"""
+    values = [b for p in peers if (b := best_so_far(p, step)) is not None]
+    return len(values) >= LEADER_PEERS and sum(1 for b in values if b < mine_best) < LEADERS * len(values)

@@ -36,9 +36,11 @@ class CurveFitPruner(BasePruner):
     """kubetune's calibrated curve-fitting rule. `final_step` is where training ends."""
 
     def __init__(self, final_step: int, probability: float = 0.05, margin: float = 0.0,
-                 start_step: int = 5, min_trials: int = 3) -> None:
+                 start_step: int = 5, min_trials: int = 3, median_probability: float = 0.2,
+                 leader_probability: float = 0.01) -> None:
         self.rule = CurveFitRule(final_step=final_step, probability=probability, margin=margin,
-                                 start_step=start_step, min_trials=min_trials)
+                                 start_step=start_step, min_trials=min_trials,
+                                 median_probability=median_probability, leader_probability=leader_probability)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         trials = study.get_trials(deepcopy=False)
