@@ -92,7 +92,8 @@ class EarlyStopping(Model):
         lt=1,
         description=(
             "curvefit: stop when the probability to beat the best value seen in the Round falls below this "
-            "(default 0.05). The probability is calibrated on the Round's finished trials."
+            "(default 0.05; see medianProbability and leaderProbability). The probability is calibrated on the "
+            "Round's finished trials."
         ),
     )
     margin: float | None = Field(

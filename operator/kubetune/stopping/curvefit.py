@@ -156,19 +156,19 @@ class CurveFitRule:
             "predicted": sign * a.mean, "lower": low, "upper": high, "best": sign * a.best,
             "probability": a.p_beat, "threshold": a.threshold, "calibrationTrials": float(a.calibration_trials),
         }
-        below = ""
+        standing = ""
         if a.median is not None:
             evidence["median"] = sign * a.median
-            below = f"; it is worse than the median {sign * a.median:.6g} of the trials at this step"
+            standing = f"; it is worse than the median {sign * a.median:.6g} of the trials at this step"
         elif a.leader:
-            below = "; it is among the best tenth of the trials at this step"
+            standing = "; it is among the best tenth of the trials at this step"
         return Decision(
             rule="curvefit",
             step=a.step,
             message=(
                 f"at step {a.step} the curve extrapolates to {sign * a.mean:.6g} at step {self.final_step} "
                 f"(90% interval {low:.6g} to {high:.6g}); the chance to beat the best value "
-                f"{sign * a.best:.6g} is {a.p_beat:.1%}, below {a.threshold:.1%}{below}"
+                f"{sign * a.best:.6g} is {a.p_beat:.1%}, below {a.threshold:.1%}{standing}"
             ),
             evidence=evidence,
         )
