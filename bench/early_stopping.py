@@ -264,7 +264,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="substrings of rule names to run")
     ap.add_argument("--data", type=Path, default=DATA, help="curves from bench/generate_curves.py")
     ap.add_argument("--metric", default="val_loss",
-                    help="digits: val_loss (minimized) or val_accuracy (maximized); boosting: val_mse")
+                    help="digits: val_loss (minimized) or val_accuracy (maximized); boosting: val_mse; cancer: val_loss")
     ap.add_argument("--nni-gap", type=int, default=5, help="NNI's assessor judges every N steps (it is slow)")
     ap.add_argument("--nni-workers", type=int, nargs="*", default=[8], help="worker counts that get the NNI row")
     a = ap.parse_args()

@@ -1,6 +1,6 @@
 """Generate real learning curves for the early-stopping benchmark.
 
-Two tasks, so the rules' defaults are checked on more than one kind of curve:
+Three tasks, so the rules' defaults are checked on more than one kind of curve:
 
 - digits (default): the trial image's own training code (kubetune.demo.digits.train:
   an MLP on scikit-learn's bundled digits) over N quasi-randomly sampled configurations,
@@ -9,9 +9,14 @@ Two tasks, so the rules' defaults are checked on more than one kind of curve:
 - boosting: gradient-boosted trees (scikit-learn) on the bundled diabetes regression
   data, validation MSE after every 4 boosting rounds: small noisy data, curves that
   overfit and turn back up, from another kind of learner altogether.
+- cancer: scikit-learn's MLPClassifier on the bundled breast-cancer data, validation log
+  loss after every epoch (partial_fit): a small validation set (171 cases), so noisy
+  curves, many of which overfit. Added after the rules' thresholds were chosen, as a check
+  on curves they were not tuned on.
 
     python bench/generate_curves.py --configs 300 --steps 50     # ~5 minutes on 2 cores
     python bench/generate_curves.py --task boosting               # ~2 minutes
+    python bench/generate_curves.py --task cancer                 # ~1 minute
 """
 from __future__ import annotations
 
@@ -26,7 +31,11 @@ from pathlib import Path
 from scipy.stats import qmc
 
 DATA = Path(__file__).with_name("data")
-OUTPUTS = {"digits": DATA / "digits_curves.json.gz", "boosting": DATA / "boosting_curves.json.gz"}
+OUTPUTS = {
+    "digits": DATA / "digits_curves.json.gz",
+    "boosting": DATA / "boosting_curves.json.gz",
+    "cancer": DATA / "cancer_curves.json.gz",
+}
 BATCHES = [16, 32, 64, 128, 256]
 
 
@@ -89,6 +98,57 @@ def run_boosting(args: tuple[int, dict, int]) -> dict:
     return {"config": params, "val_mse": [float(f"{v:.5g}") for v in mse[3::4]]}
 
 
+def cancer_config(u) -> dict:
+    solver = "sgd" if u[0] < 0.5 else "adam"
+    lo, hi = (math.log(1e-4), math.log(1.0)) if solver == "sgd" else (math.log(1e-5), math.log(0.1))
+    c = {
+        "solver": solver,
+        "learning_rate_init": float(math.exp(lo + u[1] * (hi - lo))),
+        "hidden_layer_sizes": [int(round(math.exp(math.log(4) + u[2] * (math.log(256) - math.log(4)))))],
+        "alpha": float(math.exp(math.log(1e-6) + u[3] * (math.log(1.0) - math.log(1e-6)))),
+        "batch_size": [8, 16, 32, 64, 128][min(4, int(u[4] * 5))],
+    }
+    if solver == "sgd":
+        c["momentum"] = round(float(0.95 * u[5]), 3)
+    return c
+
+
+def run_cancer(args: tuple[int, dict, int]) -> dict:
+    """Validation log loss of an MLP on breast cancer after every epoch (a "step")."""
+    import warnings
+
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    i, params, steps = args
+    x, y = load_breast_cancer(return_X_y=True)
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(x_train)
+    x_train, x_val = scaler.transform(x_train), scaler.transform(x_val)
+    kw = dict(params, hidden_layer_sizes=tuple(params["hidden_layer_sizes"]))
+    model = MLPClassifier(random_state=i, **kw)
+    losses: list[float | None] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(steps):
+            model.partial_fit(x_train, y_train, classes=[0, 1])  # one epoch of shuffled minibatches
+            p = np.clip(model.predict_proba(x_val)[:, 1], 1e-15, 1 - 1e-15)
+            v = float(-np.mean(y_val * np.log(p) + (1 - y_val) * np.log(1 - p)))
+            losses.append(float(f"{v:.5g}") if math.isfinite(v) else None)
+    return {"config": params, "val_loss": losses}
+
+
+TASKS = {
+    "digits": (config, run, "digits-mlp", {"val_loss": "minimize", "val_accuracy": "maximize"}),
+    "boosting": (boosting_config, run_boosting, "diabetes-boosting", {"val_mse": "minimize"}),
+    "cancer": (cancer_config, run_cancer, "breast-cancer-mlp", {"val_loss": "minimize"}),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=300)
@@ -97,16 +157,14 @@ def main() -> None:
     ap.add_argument("--task", choices=sorted(OUTPUTS), default="digits")
     a = ap.parse_args()
     points = qmc.Sobol(d=7, scramble=True, seed=2026).random(a.configs)
-    make, train = (config, run) if a.task == "digits" else (boosting_config, run_boosting)
+    make, train, task, metrics = TASKS[a.task]
     jobs = [(i, make(u), a.steps) for i, u in enumerate(points)]
     started = time.time()
     with ProcessPoolExecutor(a.workers) as pool:
         runs = list(pool.map(train, jobs, chunksize=4))
     OUT = OUTPUTS[a.task]
     OUT.parent.mkdir(exist_ok=True)
-    metrics = {"val_loss": "minimize", "val_accuracy": "maximize"} if a.task == "digits" else {"val_mse": "minimize"}
-    doc = {"task": "digits-mlp" if a.task == "digits" else "diabetes-boosting", "metrics": metrics,
-           "steps": a.steps, "runs": runs}
+    doc = {"task": task, "metrics": metrics, "steps": a.steps, "runs": runs}
     with gzip.open(OUT, "wt") as f:
         json.dump(doc, f, separators=(",", ":"))
     print(f"wrote {len(runs)} curves of {a.steps} steps to {OUT} ({OUT.stat().st_size // 1024} KiB) "
