@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
+import jsonpatch
 import kmock
 
 _rv = itertools.count(1)
@@ -60,7 +62,20 @@ class Cluster(kmock.KubernetesEmulator):
             if not isinstance(meta, dict):
                 meta = request.data["metadata"] = {}
             meta["resourceVersion"] = str(next(_rv))
-        return await super()._handle(request)
+        elif request.resource is not None and request.action == kmock.action.UPDATE and isinstance(request.data, list):
+            # a JSON patch (kopf's finalizers) is a write too
+            request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(_rv))})
+        try:
+            return await super()._handle(request)
+        except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as e:
+            # kopf guards its JSON patches with a test of the resourceVersion; an API server
+            # answers a failed test with 422, and kopf tries again on its next cycle. The
+            # emulator answered 500, which kopf retried with the same stale test until it
+            # gave up on the object for a while.
+            return aiohttp.web.json_response({
+                "apiVersion": "v1", "kind": "Status", "metadata": {}, "code": 422, "status": "Failure",
+                "reason": "Invalid", "message": f"the JSON patch failed: {e}",
+            }, status=422)
 
 
 PODS = ("", "v1", "pods")
