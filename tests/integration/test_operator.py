@@ -111,7 +111,8 @@ async def test_restarts_lose_and_duplicate_nothing(world):
     await wait_for(lambda: (_round(api).get("status") or {}).get("phase") == "Succeeded", 120, "the Round to succeed")
     trials = live(api, "trials")
     assert sorted(trials) == sorted(f"r1-{i}" for i in range(9))
-    assert _round(api)["status"]["counts"]["succeeded"] == 9
+    phases = {n: ((t.get("status") or {}).get("phase"), (t.get("status") or {}).get("message")) for n, t in trials.items()}
+    assert _round(api)["status"]["counts"]["succeeded"] == 9, (_round(api)["status"]["counts"], phases)
     # one pod per trial, never two attempts for a healthy trial
     per_trial: dict[str, int] = {}
     for name in kubelet.started:
