@@ -133,7 +133,7 @@ class CurveFitRule:
             low, high = (scale.back(z) for z in dist.interval(0.9))
         if mine_best <= target:
             p_beat = 1.0
-        median, leader = _median_above(mine_best, peers, step), _leads(mine_best, peers, step)
+        median, leader = _standing(mine_best, peers, step)
         threshold = self.probability
         if leader:
             threshold = min(self.probability, self.leader_probability)
@@ -174,18 +174,13 @@ class CurveFitRule:
         )
 
 
-def _median_above(mine_best: float, peers: list[list[tuple[int, float]]], step: int) -> float | None:
-    """The median of the best values so far of the peers that reached `step`, when this
-    trial's best so far is worse than it (lower is better); otherwise None."""
-    values = [b for p in peers if p[-1][0] >= step and (b := best_so_far(p, step)) is not None]
-    if len(values) < MEDIAN_PEERS:
-        return None
-    median = statistics.median(values)
-    return median if mine_best > median else None
-
-
-def _leads(mine_best: float, peers: list[list[tuple[int, float]]], step: int) -> bool:
-    """Is this trial's best so far better than all but a tenth of the peers' best values up
-    to `step` (stopped trials count with the best they reached)?"""
-    values = [b for p in peers if (b := best_so_far(p, step)) is not None]
-    return len(values) >= LEADER_PEERS and sum(1 for b in values if b < mine_best) < LEADERS * len(values)
+def _standing(mine_best: float, peers: list[list[tuple[int, float]]], step: int) -> tuple[float | None, bool]:
+    """Where the trial stands at `step` among its peers' best values up to it (lower is
+    better): the median of those of the peers that reached the step, when the trial is
+    worse than it (else None); and whether it is better than all but a tenth of them all
+    (stopped trials count with the best they reached)."""
+    bests = [(b, p[-1][0] >= step) for p in peers if (b := best_so_far(p, step)) is not None]
+    reached = [b for b, r in bests if r]
+    median = statistics.median(reached) if len(reached) >= MEDIAN_PEERS else None
+    leader = len(bests) >= LEADER_PEERS and sum(1 for b, _ in bests if b < mine_best) < LEADERS * len(bests)
+    return (median if median is not None and mine_best > median else None), leader
