@@ -56,15 +56,15 @@ class Cluster(kmock.KubernetesEmulator):
             meta["resourceVersion"] = str(next(_rv))
             if request.namespace and not meta.get("namespace"):
                 meta["namespace"] = request.namespace
-        elif request.resource is not None and request.action == kmock.action.UPDATE and isinstance(request.data, dict):
+        elif request.resource is not None and request.action == kmock.action.UPDATE:
             # every write gives the object a new resourceVersion (the operator relies on it)
-            meta = request.data.get("metadata")
-            if not isinstance(meta, dict):
-                meta = request.data["metadata"] = {}
-            meta["resourceVersion"] = str(next(_rv))
-        elif request.resource is not None and request.action == kmock.action.UPDATE and isinstance(request.data, list):
-            # a JSON patch (kopf's finalizers) is a write too
-            request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(_rv))})
+            if isinstance(request.data, dict):  # a merge patch
+                meta = request.data.get("metadata")
+                if not isinstance(meta, dict):
+                    meta = request.data["metadata"] = {}
+                meta["resourceVersion"] = str(next(_rv))
+            elif isinstance(request.data, list):  # a JSON patch (kopf's finalizers)
+                request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(_rv))})
         try:
             return await super()._handle(request)
         except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as e:
