@@ -39,15 +39,20 @@ OUTPUTS = {
 BATCHES = [16, 32, 64, 128, 256]
 
 
+def log_uniform(u: float, low: float, high: float) -> float:
+    """The point at fraction u of [low, high] on a log scale."""
+    return float(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+
+
 def config(u) -> dict:
     opt = "sgd" if u[0] < 0.5 else "adam"
-    lo, hi = (math.log(1e-4), math.log(3.0)) if opt == "sgd" else (math.log(1e-5), math.log(0.3))
+    lo, hi = (1e-4, 3.0) if opt == "sgd" else (1e-5, 0.3)
     c = {
         "optimizer": opt,
-        "learning_rate": float(math.exp(lo + u[1] * (hi - lo))),
-        "hidden_units": int(round(math.exp(math.log(16) + u[2] * (math.log(256) - math.log(16))))),
+        "learning_rate": log_uniform(u[1], lo, hi),
+        "hidden_units": int(round(log_uniform(u[2], 16, 256))),
         "dropout": round(float(0.6 * u[3]), 3),
-        "weight_decay": float(math.exp(math.log(1e-6) + u[4] * (math.log(1e-2) - math.log(1e-6)))),
+        "weight_decay": log_uniform(u[4], 1e-6, 1e-2),
         "batch_size": BATCHES[min(4, int(u[5] * 5))],
     }
     if opt == "sgd":
@@ -75,7 +80,7 @@ def run(args: tuple[int, dict, int]) -> dict:
 
 def boosting_config(u) -> dict:
     return {
-        "learning_rate": float(math.exp(math.log(0.003) + u[0] * (math.log(0.5) - math.log(0.003)))),
+        "learning_rate": log_uniform(u[0], 0.003, 0.5),
         "max_depth": 1 + int(u[1] * 6),
         "subsample": round(0.3 + 0.7 * float(u[2]), 3),
         "min_samples_leaf": 1 + int(u[3] * 40),
@@ -100,12 +105,12 @@ def run_boosting(args: tuple[int, dict, int]) -> dict:
 
 def cancer_config(u) -> dict:
     solver = "sgd" if u[0] < 0.5 else "adam"
-    lo, hi = (math.log(1e-4), math.log(1.0)) if solver == "sgd" else (math.log(1e-5), math.log(0.1))
+    lo, hi = (1e-4, 1.0) if solver == "sgd" else (1e-5, 0.1)
     c = {
         "solver": solver,
-        "learning_rate_init": float(math.exp(lo + u[1] * (hi - lo))),
-        "hidden_layer_sizes": [int(round(math.exp(math.log(4) + u[2] * (math.log(256) - math.log(4)))))],
-        "alpha": float(math.exp(math.log(1e-6) + u[3] * (math.log(1.0) - math.log(1e-6)))),
+        "learning_rate_init": log_uniform(u[1], lo, hi),
+        "hidden_layer_sizes": [int(round(log_uniform(u[2], 4, 256)))],
+        "alpha": log_uniform(u[3], 1e-6, 1.0),
         "batch_size": [8, 16, 32, 64, 128][min(4, int(u[4] * 5))],
     }
     if solver == "sgd":
