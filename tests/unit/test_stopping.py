@@ -143,11 +143,20 @@ def late_drop(level, final, drop_at, steps=30, seed=0):
             for s in range(1, steps + 1)]
 
 
-def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
-    # finished: trials flat at ~0.5 that dropped late to ~0.05, and trials at ~0.2 that stayed there
+def bloomers_and_plateaus():
+    """Finished trials: ten flat at ~0.5 that dropped late to ~0.05, ten at ~0.2 that stayed there."""
     bloomers = [late_drop(0.5 + 0.01 * i, 0.05 + 0.005 * i, 14 + i % 5, seed=i) for i in range(10)]
     plateaus = [late_drop(0.2 + 0.005 * i, 0.2 + 0.005 * i, 40, seed=i) for i in range(10)]
-    done = bloomers + plateaus
+    return bloomers + plateaus
+
+
+def worse_running():
+    """Thirty trials still running at step 12, all at ~0.8."""
+    return [late_drop(0.8 + 0.01 * i, 0.8, 40, seed=i)[:12] for i in range(30)]
+
+
+def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
+    done = bloomers_and_plateaus()
     rule = CurveFitRule(final_step=30, start_step=5, min_trials=3)
     like_bloomers = late_drop(0.52, 0.05, 40)[:10]  # worse now, but looks like the late bloomers
     like_plateaus = late_drop(0.21, 0.21, 40)[:10]  # better now, but looks like the plateaus
@@ -162,9 +171,7 @@ def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
 
 
 def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped():
-    bloomers = [late_drop(0.5 + 0.01 * i, 0.05 + 0.005 * i, 14 + i % 5, seed=i) for i in range(10)]
-    plateaus = [late_drop(0.2 + 0.005 * i, 0.2 + 0.005 * i, 40, seed=i) for i in range(10)]
-    done = bloomers + plateaus
+    done = bloomers_and_plateaus()
     trial = late_drop(0.52, 0.05, 40)[:10]  # at step 10 worse than half of the finished trials
     p = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, done, "minimize", done).p_beat
     assert 0 < p < 0.5
@@ -176,7 +183,7 @@ def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped
     off = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=p / 2, median_probability=0)
     assert off.decide(trial, done, "minimize", done) is None
     # with many worse trials running at the same step it is above the median, and kept
-    running = [late_drop(0.8 + 0.01 * i, 0.8, 40, seed=i)[:12] for i in range(30)]
+    running = worse_running()
     a = rule.assess(trial, done + running, "minimize", done)
     assert a is not None and a.median is None and a.threshold == p / 2 and not a.stop
     assert rule.decide(trial, done + running, "minimize", done) is None
@@ -190,10 +197,8 @@ def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped
 
 
 def test_a_trial_among_the_best_tenth_at_its_step_needs_more_of_a_case_to_be_stopped():
-    bloomers = [late_drop(0.5 + 0.01 * i, 0.05 + 0.005 * i, 14 + i % 5, seed=i) for i in range(10)]
-    plateaus = [late_drop(0.2 + 0.005 * i, 0.2 + 0.005 * i, 40, seed=i) for i in range(10)]
-    done = bloomers + plateaus
-    running = [late_drop(0.8 + 0.01 * i, 0.8, 40, seed=i)[:12] for i in range(30)]
+    done = bloomers_and_plateaus()
+    running = worse_running()
     trial = late_drop(0.21, 0.21, 40)[:10]  # looks like the plateaus, but only 2 of 50 trials are better now
     a = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, done + running, "minimize", done)
     assert a is not None and a.leader and a.median is None and a.threshold == 0.01
