@@ -21,6 +21,10 @@ interval) is measured at every assessment and printed below the table.
     python bench/early_stopping.py --workers 8 --orders 5 --limit 200
     python bench/early_stopping.py --metric val_accuracy             # the same runs, maximized
     python bench/early_stopping.py --data bench/data/boosting_curves.json.gz --metric val_mse
+    python bench/early_stopping.py --objective last      # a trial's objective is its last value
+
+With `--objective last` every trial (the pool's, the found ones, stopped ones too) counts
+with the last value it reported instead of its best, and kubetune's rules are told so.
 """
 from __future__ import annotations
 
@@ -54,9 +58,12 @@ def load(limit: int | None, metric: str = "val_loss", path: Path = DATA) -> tupl
     return curves[:limit] if limit else curves, int(doc["steps"]), goal
 
 
-def objective(c: np.ndarray) -> float:
+def objective(c: np.ndarray, strategy: str = "best") -> float:
+    """A (partial) curve's objective: its best value, or its last (inf once diverged)."""
     finite = c[np.isfinite(c)]
-    return float(finite.min()) if finite.size else math.inf
+    if not finite.size or (strategy == "last" and not math.isfinite(c[-1])):
+        return math.inf
+    return float(finite.min() if strategy == "best" else finite[-1])
 
 
 def regret(found: float, best: float) -> float:
@@ -89,6 +96,7 @@ class Result:
 class Policy:
     name = "none"
     goal = "minimize"
+    strategy = "best"
 
     @property
     def sign(self) -> float:
@@ -121,7 +129,8 @@ class OptunaPolicy(Policy):
     def finish(self, run: Run, curves) -> None:
         state = {"complete": optuna.trial.TrialState.COMPLETE, "stopped": optuna.trial.TrialState.PRUNED,
                  "diverged": optuna.trial.TrialState.FAIL}[run.state]
-        value = objective(curves[run.idx][: run.steps]) if state == optuna.trial.TrialState.COMPLETE else None
+        complete = state == optuna.trial.TrialState.COMPLETE
+        value = objective(curves[run.idx][: run.steps], self.strategy) if complete else None
         if value is not None and not math.isfinite(value):
             state, value = optuna.trial.TrialState.FAIL, None
         self.study.tell(run.handle, None if value is None else self.sign * value, state=state)
@@ -148,7 +157,7 @@ class KubetunePolicy(Policy):
                 return False
             if self.check_coverage:
                 lo, hi = a.interval()  # lower-is-better, like the bookkeeping here
-                self.coverage.append(lo <= objective(curves[run.idx]) <= hi)
+                self.coverage.append(lo <= objective(curves[run.idx], self.strategy) <= hi)
             return a.stop
         return self.rule.decide(mine, others, self.goal) is not None
 
@@ -223,9 +232,9 @@ def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int,
             if r.state != "running":
                 policy.finish(r, curves)
                 active.remove(r)
-    truth = [objective(c) for c in curves]
+    truth = [objective(c, policy.strategy) for c in curves]
     pool_best = min(truth)
-    found = min(objective(curves[r.idx][: r.steps]) for r in runs)
+    found = min(objective(curves[r.idx][: r.steps], policy.strategy) for r in runs)
     ranked = sorted(range(len(curves)), key=lambda i: truth[i])
     stopped = {r.idx for r in runs if r.state == "stopped"}
     return Result(
@@ -238,7 +247,7 @@ def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int,
     )
 
 
-def policies(steps: int, goal: str = "minimize") -> list[Policy]:
+def policies(steps: int, goal: str = "minimize", strategy: str = "best") -> list[Policy]:
     warm = max(1, steps // 10)
     rows = [
         Policy(),
@@ -246,12 +255,13 @@ def policies(steps: int, goal: str = "minimize") -> list[Policy]:
         OptunaPolicy("optuna PercentilePruner(25)",
                      lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=warm)),
         OptunaPolicy("optuna SuccessiveHalving", lambda: optuna.pruners.SuccessiveHalvingPruner()),
-        KubetunePolicy("kubetune median", MedianRule(start_step=warm, min_trials=3)),
-        KubetunePolicy("kubetune curvefit", CurveFitRule(final_step=steps, start_step=warm, min_trials=3),
+        KubetunePolicy("kubetune median", MedianRule(start_step=warm, min_trials=3, objective=strategy)),
+        KubetunePolicy("kubetune curvefit",
+                       CurveFitRule(final_step=steps, start_step=warm, min_trials=3, objective=strategy),
                        check_coverage=True),
     ]
     for p in rows:
-        p.goal = goal
+        p.goal, p.strategy = goal, strategy
     return rows
 
 
@@ -265,6 +275,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="curves from bench/generate_curves.py")
     ap.add_argument("--metric", default="val_loss",
                     help="digits: val_loss (minimized) or val_accuracy (maximized); boosting: val_mse; cancer: val_loss")
+    ap.add_argument("--objective", choices=["best", "last"], default="best",
+                    help="a trial's objective: the best value it reported, or the last")
     ap.add_argument("--nni-gap", type=int, default=5, help="NNI's assessor judges every N steps (it is slow)")
     ap.add_argument("--nni-workers", type=int, nargs="*", default=[8], help="worker counts that get the NNI row")
     a = ap.parse_args()
@@ -273,7 +285,7 @@ def main() -> None:
     with gzip.open(a.data, "rt") as f:
         task = json.load(f).get("task", "?")
     print(f"{len(curves)} real curves of {steps} steps ({task}, {a.metric}, {goal}d; {diverged} diverge); "
-          f"orders={a.orders}, workers={a.workers}")
+          f"objective: the {a.objective} value; orders={a.orders}, workers={a.workers}")
     rng = np.random.default_rng(7)
     orders = [list(rng.permutation(len(curves))) for _ in range(a.orders)]
     if not nni_available():
@@ -283,10 +295,10 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for workers in a.workers:
-        rows = policies(steps, goal)
+        rows = policies(steps, goal, a.objective)
         if nni_available() and workers in a.nni_workers:
             rows.append(NNIPolicy(steps, a.nni_gap))
-            rows[-1].goal = goal
+            rows[-1].goal, rows[-1].strategy = goal, a.objective
         for policy in rows:
             if a.only and not any(s in policy.name for s in a.only):
                 continue

@@ -107,6 +107,50 @@ def test_curve_fit_pruner_plugs_into_optuna():
     assert outcomes[-1] == "pruned" and outcomes[:4] == ["complete"] * 4
 
 
+def overfitting(steps=14):
+    """Best at step 3 (0.05, better than any peer ever gets), then stuck at 0.6 with jitter."""
+    rng = np.random.default_rng(3)
+    return [(1, 1.0), (2, 0.3), (3, 0.05)] + [(s, 0.6 + 0.01 * rng.standard_normal()) for s in range(4, steps + 1)]
+
+
+def test_with_the_last_value_as_objective_a_trial_is_judged_where_it_is_now():
+    done = [curve(0.1 + 0.02 * i, seed=i) for i in range(8)]  # end at 0.19-0.33
+    for rule in (CurveFitRule(final_step=30, start_step=5, min_trials=3), MedianRule(5, 3)):
+        judge = lambda c, objective: type(rule)(**{**rule.__dict__, "objective": objective}).decide(  # noqa: E731
+            c, done, "minimize", *([done] if isinstance(rule, CurveFitRule) else []))
+        assert judge(overfitting(), "best") is None  # its best, 0.05, still beats everyone
+        d = judge(overfitting(), "last")
+        assert d is not None, rule
+        assert (d.evidence["predicted"] if isinstance(rule, CurveFitRule) else d.evidence["value"]) > 0.55
+        # one lucky low value is not where a trial stands: the median of its latest three
+        lucky = [*curve(0.5)[:13], (14, 0.01)]
+        assert judge(lucky, "last") is not None and judge(lucky, "best") is None
+    assert "recent value" in MedianRule(5, 3, objective="last").decide(overfitting(), done, "minimize").message
+    with pytest.raises(ValueError, match="objective must be one of best, last"):
+        CurveFitRule(final_step=30, objective="mean")
+    with pytest.raises(ValueError, match="objective must be one of best, last"):
+        MedianRule(objective="final")
+
+
+def test_curve_fit_pruner_judges_the_value_an_optuna_objective_returns():
+    def run(objective):
+        pruner = CurveFitPruner(final_step=30, start_step=5, min_trials=3, objective=objective)
+        study = optuna.create_study(pruner=pruner)
+        for c in [curve(0.13 - 0.005 * i) for i in range(6)] + [overfitting(30)]:  # each steady one a new best
+            t = study.ask()
+            for s, v in c:
+                t.report(v, s)
+                if t.should_prune():
+                    study.tell(t, state=optuna.trial.TrialState.PRUNED)
+                    break
+            else:
+                study.tell(t, v if objective == "last" else min(v for _, v in c))
+        return [t.state.name for t in study.trials]
+    best, last = run("best"), run("last")
+    assert best[:6] == last[:6] == ["COMPLETE"] * 6
+    assert best[-1] == "COMPLETE" and last[-1] == "PRUNED"  # the overfitting one: 0.05 once, 0.6 at the end
+
+
 def test_metric_bounds_and_quanta_are_inferred_from_the_values_seen():
     assert infer_floor([0.3, 2.0, 0.01], "minimize") == 0.0  # a loss
     assert infer_floor([-0.3, 2.0], "minimize") is None

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 Curve = Sequence[tuple[int, float]]
+Strategy = Literal["best", "last"]  # which reported value is a trial's objective
+STRATEGIES: tuple[Strategy, ...] = ("best", "last")
+RECENT = 3  # with the last value as objective, a curve stands at the median of its latest values
 
 
 @dataclass(frozen=True)
@@ -29,3 +33,18 @@ def oriented(curve: Curve, direction: str) -> list[tuple[int, float]]:
 def best_so_far(curve: list[tuple[int, float]], step: int) -> float | None:
     values = [v for s, v in curve if s <= step]
     return min(values) if values else None
+
+
+def level(curve: list[tuple[int, float]], step: int, strategy: Strategy = "best") -> float | None:
+    """Where an oriented curve stands at `step` on the objective (lower is better): its
+    best value so far, or, when the objective is the last value, the median of its latest
+    RECENT values up to the step (one spike or one lucky draw is not where it stands)."""
+    if strategy == "best":
+        return best_so_far(curve, step)
+    values = [v for s, v in curve if s <= step]
+    return statistics.median(values[-RECENT:]) if values else None
+
+
+def final(curve: list[tuple[int, float]], strategy: Strategy = "best") -> float:
+    """A finished oriented curve's objective: its best value, or its last."""
+    return min(v for _, v in curve) if strategy == "best" else curve[-1][1]

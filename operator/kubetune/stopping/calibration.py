@@ -2,10 +2,11 @@
 
 Raw fits are overconfident, and on real curves mostly pessimistic: curves keep improving
 longer than the families assume. So a prediction is judged by how the same extrapolation
-fared on finished trials that looked like this one at the same step (their best value
-then was nearest): the gain each was extrapolated to make from there, and the gain it
-really made. Gains are measured on a Scale that fits the metric: above a floor (a loss,
-an error rate), curves improve by factors, so in log distance to the floor.
+fared on finished trials that looked like this one at the same step (they stood nearest
+on the objective then: their best value so far, or their latest values): the gain each
+was extrapolated to make from there, and the gain it really made. Gains are measured on
+a Scale that fits the metric: above a floor (a loss, an error rate), curves improve by
+factors, so in log distance to the floor.
 
 Two models of the error, averaged, each a Student-t prediction interval for one more
 trial:
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+from .base import Strategy, final, level
 from .extrapolation import MIN_POINTS, predict_final
 
 MIN_CALIBRATION = 5  # finished trials needed before predictions are calibrated
@@ -87,24 +89,33 @@ class Scale:
     def back(self, z: float) -> float:
         return z if self.floor is None else self.floor + max(0.0, math.exp(z) - self.eps)
 
+    def spread(self, v: float, sd: float) -> float:
+        """A small scatter `sd` around the value `v`, on the Scale."""
+        return sd if self.floor is None else sd / (max(v - self.floor, 0.0) + self.eps)
+
 
 @functools.lru_cache(maxsize=65536)
-def _cut(curve: tuple[tuple[int, float], ...], step: int, final_step: int, floor: float | None) -> tuple[float, float] | None:
-    """A finished curve as it looked at `step`: (best so far, extrapolated final objective)."""
+def _cut(
+    curve: tuple[tuple[int, float], ...], step: int, final_step: int, floor: float | None, strategy: Strategy
+) -> tuple[float, float] | None:
+    """A finished curve as it looked at `step`: (where it stood on the objective, its
+    extrapolated final objective)."""
     upto = [(s, v) for s, v in curve if s <= step]
     if len(upto) < MIN_POINTS or len(upto) == len(curve):
         return None
     pred = predict_final(upto, final_step, floor)
     if pred is None:
         return None
-    return min(v for _, v in upto), pred.objective(upto, final_step, floor)
+    position = level(upto, step, strategy)
+    assert position is not None
+    return position, pred.objective(upto, final_step, floor, strategy)
 
 
 @dataclass(frozen=True)
 class Calibration:
     """How the extrapolation fared on `n` look-alike finished trials cut at the same step:
-    the gain each was extrapolated to make from its best value then, and the gain it really
-    made, on the Scale (both <= 0: lower is better)."""
+    the gain each was extrapolated to make from where it stood then, and the gain it really
+    made, on the Scale (lower is better; with the best value as objective both are <= 0)."""
 
     extrapolated: np.ndarray
     achieved: np.ndarray
@@ -113,14 +124,18 @@ class Calibration:
     def n(self) -> int:
         return len(self.achieved)
 
-    def distribution(self, position: float, predicted: float) -> "Mixture":
-        """The final objective on the Scale of a trial whose best so far is at `position`
+    def distribution(self, position: float, predicted: float, noise: float = 0.0) -> "Mixture":
+        """The final objective on the Scale of a trial that stands at `position`
         and whose extrapolation is `predicted`: the average of two models of how the
         extrapolation errs, each a prediction interval for one more trial. With a handful
         of look-alikes neither can be trusted alone, and a trial is hopeless only when
-        both say so."""
+        both say so. `noise`: the scatter of the trial's own single measurements on the
+        Scale, when its objective is one of them (the last value): look-alikes are chosen
+        by where they stood, not by how noisy they were, so a noisy trial's own scatter
+        widens both halves."""
         gain = predicted - position
-        return Mixture((self.offset(gain).shifted(position), self.linear(gain).shifted(position)))
+        parts = (self.offset(gain).shifted(position), self.linear(gain).shifted(position))
+        return Mixture(tuple(p.widened(noise) for p in parts))
 
     def offset(self, gain: float) -> "TwoPieceT":
         """The extrapolated gain is right up to a constant: corrected by the look-alikes'
@@ -164,6 +179,10 @@ class TwoPieceT:
     def shifted(self, by: float) -> "TwoPieceT":
         return TwoPieceT(self.df, self.centre + by, self.below, self.above)
 
+    def widened(self, sd: float) -> "TwoPieceT":
+        """Each half with an independent error of standard deviation `sd` added."""
+        return TwoPieceT(self.df, self.centre, math.hypot(self.below, sd), math.hypot(self.above, sd))
+
     def cdf(self, x: float) -> float:
         side = self.below if x < self.centre else self.above
         return float(special.stdtr(self.df, (x - self.centre) / side))
@@ -203,17 +222,18 @@ def _semi_deviation(deviations: np.ndarray, dof: int) -> float:
 
 
 def calibrate(
-    finished: list[list[tuple[int, float]]], step: int, final_step: int, scale: Scale, position: float
+    finished: list[list[tuple[int, float]]], step: int, final_step: int, scale: Scale, position: float,
+    strategy: Strategy = "best",
 ) -> Calibration | None:
     """How the same extrapolation fared on the Round's finished trials cut at `step`, from
-    the ones whose best value at that step was nearest to `position` (on the Scale): a
-    trial is judged by how curves that looked like it really ended. None until enough
-    trials have finished."""
+    the ones that stood nearest to `position` on the objective at that step (on the
+    Scale): a trial is judged by how curves that looked like it really ended. None until
+    enough trials have finished."""
     rows = []
     for c in finished:
-        cut = _cut(tuple(c), step, final_step, scale.floor)
+        cut = _cut(tuple(c), step, final_step, scale.floor, strategy)
         if cut is not None:
-            truth = min(v for _, v in c)
+            truth = final(c, strategy)
             then = scale.to(cut[0])
             rows.append((abs(then - position), scale.to(cut[1]) - then, scale.to(truth) - then))
     if len(rows) < MIN_CALIBRATION:

@@ -4,8 +4,10 @@ to beat the best value seen in the Round.
 In the spirit of Domhan, Springenberg & Hutter (2015) and NNI's curve-fitting assessor:
 an ensemble of parametric families extrapolates the partial curve (`extrapolation`),
 with three changes that measured curves ask for:
-- the objective is the best value a trial reports, so the extrapolation counts the lucky
-  measurements a noisy curve still has ahead of it;
+- the objective is the best value a trial reports (by default), so the extrapolation
+  counts the lucky measurements a noisy curve still has ahead of it; with the last value
+  as objective it is the fitted curve at the final step, and a trial stands where its
+  latest values are, not where its luckiest was;
 - the prediction is calibrated on the Round's finished trials that looked like this one
   at the same step (`calibration`): raw fits are overconfident and pessimistic, and the
   chance to beat the best is learned from how much of their extrapolated gain those
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .base import Curve, Decision, best_so_far, oriented
+from .base import STRATEGIES, Curve, Decision, Strategy, level, oriented
 from .calibration import Scale, calibrate, quantum
 from .extrapolation import MIN_POINTS, predict_final, reach
 
@@ -44,7 +46,7 @@ class Assessment:
     """A prediction of the trial's final objective (lower is better), with its 90% interval."""
 
     step: int
-    mean: float  # the predicted final objective (never worse than the best so far)
+    mean: float  # the predicted final objective (with the best value as objective: never worse than it is now)
     low: float
     high: float
     best: float  # the best value seen in the Round
@@ -69,14 +71,16 @@ class CurveFitRule:
 
     final_step: the step training ends at (the Study's or Round's maxSteps).
     probability: stop when P(beat the best) falls below this.
-    median_probability: the threshold instead, for a trial whose best value so far is worse
-        than the median of the best values so far of the other trials that reached its
-        step (at least MEDIAN_PEERS of them); never below `probability`, 0 turns it off.
-    leader_probability: the threshold instead, for a trial whose best value so far is
-        better than that of all but a tenth of the other trials at its step (their best
-        values up to the step, at least LEADER_PEERS of them); never above `probability`,
-        0 never stops a leader.
+    median_probability: the threshold instead, for a trial that stands worse than the
+        median of the other trials that reached its step (at least MEDIAN_PEERS of them);
+        never below `probability`, 0 turns it off.
+    leader_probability: the threshold instead, for a trial that stands better than all but
+        a tenth of the other trials at its step (where they stood up to it, at least
+        LEADER_PEERS of them); never above `probability`, 0 never stops a leader.
     margin: relative margin the trial must beat the best by to count.
+    objective: which reported value is a trial's objective: its best ("best"), or its
+        last ("last"). A trial stands at its best value so far, or at the median of its
+        latest three values.
     start_step: no decision before this step.
     min_trials: other trials with data needed before any stop.
     interval: decide only every this many steps.
@@ -90,6 +94,11 @@ class CurveFitRule:
     interval: int = 1
     median_probability: float = 0.2
     leader_probability: float = 0.01
+    objective: Strategy = "best"
+
+    def __post_init__(self) -> None:
+        if self.objective not in STRATEGIES:
+            raise ValueError(f"objective must be one of {', '.join(STRATEGIES)}, not {self.objective!r}")
 
     def assess(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None
@@ -110,37 +119,39 @@ class CurveFitRule:
         raw = predict_final(mine, self.final_step, scale.floor)
         if raw is None:
             return None
-        mine_best = best_so_far(mine, step)
-        assert mine_best is not None
-        best = min(min(v for _, v in p) for p in peers)
+        position = level(mine, step, self.objective)
+        assert position is not None
+        best = min(v for p in peers if (v := level(p, p[-1][0], self.objective)) is not None)
         # on a quantized metric, reaching the best value's level counts: a tie is not a loss
         target = best - self.margin * abs(best) + quantum(values) / 2
-        expected = raw.objective(mine, self.final_step, scale.floor)
-        cal = calibrate(done, step, self.final_step, scale, scale.to(mine_best))
+        expected = raw.objective(mine, self.final_step, scale.floor, self.objective)
+        cal = calibrate(done, step, self.final_step, scale, scale.to(position), self.objective)
         if cal is None:
             # nothing to learn from yet: anything from no further improvement to three times
             # the improvement (or the uncertainty) the fit expects
-            gain = max(reach(mine, raw), mine_best - expected)
-            mean = mine_best - gain * DEFAULT_SCALE / 2
+            gain = max(reach(position, raw), position - expected)
+            mean = position - gain * DEFAULT_SCALE / 2
             sd = gain * DEFAULT_SCALE / (2 * Z90)
             p_beat = float(stats.norm.cdf((target - mean) / sd))
             low, high, n = mean - Z90 * sd, mean + Z90 * sd, 0
         else:
             # the final objective on the Scale, from how the extrapolation fared on look-alikes
-            dist = cal.distribution(scale.to(mine_best), scale.to(expected))
+            noise = scale.spread(position, raw.noise) if self.objective == "last" else 0.0
+            dist = cal.distribution(scale.to(position), scale.to(expected), noise)
             p_beat = dist.cdf(scale.to(target))
             mean, n = scale.back(dist.quantile(0.5)), cal.n
             low, high = (scale.back(z) for z in dist.interval(0.9))
-        if mine_best <= target:
+        if position <= target:
             p_beat = 1.0
-        median, leader = _standing(mine_best, peers, step)
+        median, leader = _standing(position, peers, step, self.objective)
         threshold = self.probability
         if leader:
             threshold = min(self.probability, self.leader_probability)
         elif median is not None:
             threshold = max(self.probability, self.median_probability)
+        cap = position if self.objective == "best" else float("inf")  # the best so far cannot get worse
         return Assessment(
-            step=step, mean=min(mean, mine_best), low=min(low, mine_best), high=min(high, mine_best),
+            step=step, mean=min(mean, cap), low=min(low, cap), high=min(high, cap),
             best=best, p_beat=p_beat, calibration_trials=n, threshold=threshold, median=median, leader=leader,
         )
 
@@ -174,13 +185,15 @@ class CurveFitRule:
         )
 
 
-def _standing(mine_best: float, peers: list[list[tuple[int, float]]], step: int) -> tuple[float | None, bool]:
-    """Where the trial stands at `step` among its peers' best values up to it (lower is
-    better): the median of those of the peers that reached the step, when the trial is
-    worse than it (else None); and whether it is better than all but a tenth of them all
-    (stopped trials count with the best they reached)."""
-    bests = [(b, p[-1][0] >= step) for p in peers if (b := best_so_far(p, step)) is not None]
-    reached = [b for b, r in bests if r]
+def _standing(
+    position: float, peers: list[list[tuple[int, float]]], step: int, strategy: Strategy
+) -> tuple[float | None, bool]:
+    """Where the trial stands at `step` among its peers, each where it stood on the
+    objective up to the step (lower is better): the median of the peers that reached the
+    step, when the trial is worse than it (else None); and whether it is better than all
+    but a tenth of them all (stopped trials count where they stopped)."""
+    levels = [(v, p[-1][0] >= step) for p in peers if (v := level(p, step, strategy)) is not None]
+    reached = [v for v, r in levels if r]
     median = statistics.median(reached) if len(reached) >= MEDIAN_PEERS else None
-    leader = len(bests) >= LEADER_PEERS and sum(1 for b, _ in bests if b < mine_best) < LEADERS * len(bests)
-    return (median if median is not None and mine_best > median else None), leader
+    leader = len(levels) >= LEADER_PEERS and sum(1 for v, _ in levels if v < position) < LEADERS * len(levels)
+    return (median if median is not None and position > median else None), leader

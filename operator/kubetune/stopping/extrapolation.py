@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .base import Strategy
+
 MIN_POINTS = 5
 
 FAMILIES = {
@@ -33,11 +35,16 @@ class Prediction:
     families: int
     noise: float = 0.0  # how much single measurements scatter around the curve lately
 
-    def objective(self, curve: list[tuple[int, float]], final_step: int, floor: float | None = None) -> float:
-        """The expected final objective, which is the best value the trial will have
+    def objective(
+        self, curve: list[tuple[int, float]], final_step: int, floor: float | None = None, strategy: Strategy = "best"
+    ) -> float:
+        """The expected final objective. When that is the best value the trial will have
         reported: on a noisy curve the best of the measurements still to come falls below
         the fitted curve by about the expected minimum of that many noise draws (Blom's
-        approximation). Never worse than the best so far, never past the floor."""
+        approximation), and it is never worse than the best so far. When it is the last
+        value: the fitted curve at the final step. Never past the floor."""
+        if strategy == "last":
+            return self.mean if floor is None else max(floor, self.mean)
         best = min(v for _, v in curve)
         remaining = max(0, final_step - curve[-1][0])
         lucky = self.noise * float(stats.norm.ppf((remaining - 0.375) / (remaining + 0.25))) if remaining > 1 else 0.0
@@ -132,8 +139,8 @@ def predict_final(curve: list[tuple[int, float]], final_step: int, floor: float 
                       noise=measurement_noise(y) * scale)
 
 
-def reach(curve: list[tuple[int, float]], pred: Prediction) -> float:
-    """How far the fit expects the curve to still improve: the predicted drop below its best
-    so far, or the prediction's own uncertainty when that is larger (plateaus, noise)."""
-    best = min(v for _, v in curve)
-    return max(best - pred.mean, pred.sd, 1e-12)
+def reach(position: float, pred: Prediction) -> float:
+    """How far the fit expects the curve to still improve from where it stands: the
+    predicted drop below `position`, or the prediction's own uncertainty when that is
+    larger (plateaus, noise)."""
+    return max(position - pred.mean, pred.sd, 1e-12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from .base import Curve, Decision, best_so_far, oriented
+from .base import STRATEGIES, Curve, Decision, Strategy, level, oriented
 
 
 @dataclass(frozen=True)
@@ -18,11 +18,19 @@ class MedianRule:
     start_step: no trial is stopped before it reports this step.
     min_trials: how many other trials must have reached step s.
     interval: decide only every this many steps.
+    objective: which reported value is a trial's objective: its best ("best", Vizier's
+        rule), or its last ("last"): then the trial's value is the median of its latest
+        three, so a trial that got worse since its best is judged where it is now.
     """
 
     start_step: int = 5
     min_trials: int = 3
     interval: int = 1
+    objective: Strategy = "best"
+
+    def __post_init__(self) -> None:
+        if self.objective not in STRATEGIES:
+            raise ValueError(f"objective must be one of {', '.join(STRATEGIES)}, not {self.objective!r}")
 
     def decide(self, curve: Curve, others: list[Curve], direction: str) -> Decision | None:
         mine = oriented(curve, direction)
@@ -31,7 +39,7 @@ class MedianRule:
         step = mine[-1][0]
         if step < self.start_step or (step - self.start_step) % self.interval:
             return None
-        best = best_so_far(mine, step)
+        value = level(mine, step, self.objective)
         averages = []
         for other in others:
             pts = oriented(other, direction)
@@ -39,18 +47,18 @@ class MedianRule:
                 upto = [v for s, v in pts if s <= step]
                 if upto:
                     averages.append(sum(upto) / len(upto))
-        if len(averages) < self.min_trials or best is None:
+        if len(averages) < self.min_trials or value is None:
             return None
         median = statistics.median(averages)
-        if best <= median:
+        if value <= median:
             return None
         sign = 1.0 if direction == "minimize" else -1.0
         return Decision(
             rule="median",
             step=step,
             message=(
-                f"at step {step} its best value {sign * best:.6g} is worse than the median "
-                f"{sign * median:.6g} of {len(averages)} other trials' running averages"
+                f"at step {step} its {'best' if self.objective == 'best' else 'recent'} value {sign * value:.6g} "
+                f"is worse than the median {sign * median:.6g} of {len(averages)} other trials' running averages"
             ),
-            evidence={"value": sign * best, "median": sign * median, "peers": float(len(averages))},
+            evidence={"value": sign * value, "median": sign * median, "peers": float(len(averages))},
         )

@@ -5,6 +5,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from .base import Strategy
 from .curvefit import CurveFitRule
 from .median import MedianRule
 
@@ -19,10 +20,13 @@ def _direction(study: optuna.Study) -> str:
 
 class MedianStoppingPruner(BasePruner):
     """kubetune's median rule: compares with running averages of all other trials that
-    reached the step (running ones included), not only completed ones."""
+    reached the step (running ones included), not only completed ones. `objective="last"`
+    when the objective function returns the last value it reported (the usual case in
+    optuna) rather than the best."""
 
-    def __init__(self, start_step: int = 5, min_trials: int = 3, interval: int = 1) -> None:
-        self.rule = MedianRule(start_step=start_step, min_trials=min_trials, interval=interval)
+    def __init__(self, start_step: int = 5, min_trials: int = 3, interval: int = 1,
+                 objective: Strategy = "best") -> None:
+        self.rule = MedianRule(start_step=start_step, min_trials=min_trials, interval=interval, objective=objective)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         others = [
@@ -33,14 +37,17 @@ class MedianStoppingPruner(BasePruner):
 
 
 class CurveFitPruner(BasePruner):
-    """kubetune's calibrated curve-fitting rule. `final_step` is where training ends."""
+    """kubetune's calibrated curve-fitting rule. `final_step` is where training ends;
+    `objective="last"` when the objective function returns the last value it reported (the
+    usual case in optuna) rather than the best."""
 
     def __init__(self, final_step: int, probability: float = 0.05, margin: float = 0.0,
                  start_step: int = 5, min_trials: int = 3, median_probability: float = 0.2,
-                 leader_probability: float = 0.01) -> None:
+                 leader_probability: float = 0.01, objective: Strategy = "best") -> None:
         self.rule = CurveFitRule(final_step=final_step, probability=probability, margin=margin,
                                  start_step=start_step, min_trials=min_trials,
-                                 median_probability=median_probability, leader_probability=leader_probability)
+                                 median_probability=median_probability, leader_probability=leader_probability,
+                                 objective=objective)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         trials = study.get_trials(deepcopy=False)
