@@ -1,6 +1,7 @@
 """`kubetune run` end to end: real processes, real scraping, real analysis and report."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -105,6 +106,25 @@ def test_a_round_runs_locally_with_stopping_analysis_and_report(tmp_path):
     html = (out / "report.html").read_text()
     assert "<svg" in html and "fast-r" in html and "learning_rate" in html
     assert str(out / "report.html") in res.stdout
+
+
+def test_with_the_last_value_as_objective_an_overfitting_trial_counts_where_it_ended(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=3, step_seconds=0.02, steps=10, stopping={"rule": "none"})
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[0]["spec"]["objective"]["strategy"] = "last"
+    docs[0]["spec"]["baseline"]["overfit_from"] = 5  # best at step 5, then worse every step
+    manifest.write_text(yaml.safe_dump_all(docs))
+    out = tmp_path / "out"
+    res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    trials = [yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")]
+    assert [t["status"]["phase"] for t in trials] == ["Succeeded"] * 3
+    for t in trials:
+        lr = t["spec"]["parameters"]["learning_rate"]
+        best = 0.05 + (math.log10(lr) + 2.0) ** 2 * 0.1 + 1.0 / math.sqrt(5)  # the trainer's value at step 5
+        assert t["status"]["objective"] == pytest.approx(best + 0.5)  # five steps of 0.1 worse: step 10
+    rnd = yaml.safe_load((out / "round.yaml").read_text())["status"]
+    assert rnd["bestTrial"]["value"] == min(t["status"]["objective"] for t in trials)
 
 
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):

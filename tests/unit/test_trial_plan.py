@@ -7,7 +7,7 @@ from kubetune.core.trial_plan import PodView, plan_trial
 from .factories import trial
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-KW = dict(metric="val_loss", direction="minimize", max_retries=2, now=NOW)
+KW = dict(metric="val_loss", direction="minimize", strategy="best", max_retries=2, now=NOW)
 
 
 def term(**kw):
@@ -84,6 +84,24 @@ def test_an_early_stop_records_evidence_and_deletes_the_pod():
     assert p.status.phase == "EarlyStopped" and p.delete_pod == "r-0-a1"
     assert p.status.stop_reason.evidence["median"] == 0.4 and p.status.objective == 0.2
     assert len(p.status.curve) == 5
+
+
+def test_with_the_last_value_as_objective_a_trial_counts_where_it_ended_or_stopped():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Running", 1, "r-0-a1"
+    last = {**KW, "strategy": "last"}
+    # termination message: best 0.25 on the way, 0.3 at the end
+    done = plan_trial(t, PodView("r-0-a1", "Succeeded", exit_code=0, termination_message=term()), **last)
+    assert done.status.phase == "Succeeded" and done.status.objective == 0.3
+    assert plan_trial(t, PodView("r-0-a1", "Succeeded", exit_code=0, termination_message=term()),
+                      **KW).status.objective == 0.25
+    # no termination message: the curve's last point
+    curve = [CurvePoint(step=s, value=v) for s, v in [(1, 0.9), (2, 0.4), (3, 0.6)]]
+    ended = plan_trial(t, PodView("r-0-a1", "Succeeded", exit_code=0), curve=curve, **last)
+    assert ended.status.objective == 0.6
+    stop = StopReason(rule="median", step=3, message="worse than the median", evidence={})
+    stopped = plan_trial(t, PodView("r-0-a1", "Running"), curve=curve, stop=stop, **last)
+    assert stopped.status.phase == "EarlyStopped" and stopped.status.objective == 0.6
 
 
 def test_finished_trials_only_clean_up_their_pod():

@@ -21,6 +21,15 @@ class Objective(Model):
         description="Name of the metric the trials report and the Round optimizes, e.g. val_loss.",
     )
     goal: Literal["minimize", "maximize"] = Field(description="minimize or maximize the metric.")
+    strategy: Literal["best", "last"] = Field(
+        default="best",
+        description=(
+            "Which of the values a trial reports is its objective: best (the best at any step, for "
+            "training that keeps its best checkpoint) or last (the value at the last step, for training "
+            "that keeps its final weights; on a noisy metric the best single value is partly luck). "
+            "Early stopping judges trials by the same value."
+        ),
+    )
     additional_metrics: list[str] = Field(
         default_factory=list,
         max_length=32,

@@ -68,7 +68,13 @@ class TrialStatus(Model):
     start_time: str | None = Field(default=None, description="When the trial's first pod started.")
     completion_time: str | None = Field(default=None, description="When the trial finished.")
     last_step: int | None = Field(default=None, description="Last step reported.")
-    objective: float | None = Field(default=None, description="Final objective value (for stopped trials: the best so far).")
+    objective: float | None = Field(
+        default=None,
+        description=(
+            "Final objective value: the best or the last value reported, as the Study says "
+            "(for stopped trials: so far)."
+        ),
+    )
     final: dict[str, float] = Field(
         default_factory=dict,
         description="Final metrics reported by the trial.",

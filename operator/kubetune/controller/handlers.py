@@ -295,8 +295,8 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     if curve and view is not None and view.phase == "Running" and trial.status.phase == "Running":
         peers = cfg.trials.of(trial_index.get((namespace, rnd.metadata.name), []))
         stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)
-    plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, max_retries=s.max_retries, now=now,
-                      curve=curve, stop=stop)
+    plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, strategy=s.strategy,
+                      max_retries=s.max_retries, now=now, curve=curve, stop=stop)
     plan.status.conditions = conditions
     if stop is not None and plan.status.phase == "EarlyStopped":
         m.STOP_DECISIONS.labels(stop.rule).inc()

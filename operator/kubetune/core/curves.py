@@ -13,6 +13,14 @@ def best_value(curve: list[CurvePoint], direction: str) -> float | None:
     return min(values) if direction == "minimize" else max(values)
 
 
+def objective_value(curve: list[CurvePoint], direction: str, strategy: str) -> float | None:
+    """A curve's objective: its best value, or (strategy "last") its last finite one."""
+    if strategy == "best":
+        return best_value(curve, direction)
+    values = [p.value for p in sorted(curve, key=lambda p: p.step) if math.isfinite(p.value)]
+    return values[-1] if values else None
+
+
 def downsample(curve: list[CurvePoint], direction: str, limit: int = CURVE_LIMIT) -> list[CurvePoint]:
     """At most `limit` points, evenly spread over the steps, always keeping the first,
     the last and the best point, in step order."""

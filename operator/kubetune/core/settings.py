@@ -36,6 +36,7 @@ class RoundSettings:
     max_steps: int
     direction: str
     metric: str
+    strategy: str  # the objective: a trial's best value, or its last
     rerun_top_k: int
     rerun_seeds: int
     rerun_baseline: bool
@@ -77,6 +78,7 @@ def resolve(study: Study, rnd: Round) -> RoundSettings:
         max_steps=max_steps,
         direction=study.spec.objective.goal,
         metric=study.spec.objective.metric,
+        strategy=study.spec.objective.strategy,
         rerun_top_k=r.reruns.top_k if r.reruns else 0,
         rerun_seeds=r.reruns.seeds if r.reruns else 0,
         rerun_baseline=bool(r.reruns and r.reruns.include_baseline),

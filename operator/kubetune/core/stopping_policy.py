@@ -19,7 +19,7 @@ def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers
     others = [t for t in peers if t.metadata.name != trial.metadata.name and t.spec.purpose == "search"]
     other_curves = [_points(t.status.curve) for t in others if t.status.curve]
     if rule.rule == "median":
-        decision = MedianRule(rule.start_step, rule.min_trials, rule.interval).decide(
+        decision = MedianRule(rule.start_step, rule.min_trials, rule.interval, objective=s.strategy).decide(
             _points(curve), other_curves, s.direction
         )
     else:
@@ -28,6 +28,7 @@ def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers
             final_step=s.max_steps, probability=rule.probability, margin=rule.margin,
             start_step=rule.start_step, min_trials=rule.min_trials, interval=rule.interval,
             median_probability=rule.median_probability, leader_probability=rule.leader_probability,
+            objective=s.strategy,
         ).decide(_points(curve), other_curves, s.direction, finished)
     if decision is None:
         return None

@@ -13,7 +13,7 @@ from typing import Any
 from ..api import FINISHED, Trial, TrialStatus
 from ..api.common import rfc3339
 from ..api.trial import CurvePoint, StopReason
-from .curves import best_value, downsample, merge
+from .curves import downsample, merge, objective_value
 
 DISRUPTION_REASONS = frozenset(
     {"Evicted", "Preempted", "Preempting", "NodeLost", "NodeShutdown", "Shutdown", "Terminated",
@@ -76,14 +76,20 @@ def read_termination(text: str | None) -> dict[str, Any]:
 
 
 def outcome(
-    pod: PodView, metric: str, direction: str, curve: list[CurvePoint]
+    pod: PodView, metric: str, direction: str, curve: list[CurvePoint], strategy: str
 ) -> Outcome:
-    """The result of a pod that has ended, from its termination message and the curve."""
+    """The result of a pod that has ended, from its termination message and the curve.
+    The termination message wins: it has every step, the scraped curve may miss the last
+    ones or the best one."""
     doc = read_termination(pod.termination_message)
     last = {k: v for k, v in (doc.get("last") or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
-    side = doc.get("min" if direction == "minimize" else "max") or {}
-    candidates = [v for v in [side.get(metric), best_value(curve, direction)] if isinstance(v, (int, float))]
-    objective = (min if direction == "minimize" else max)(candidates) if candidates else None
+    from_curve = objective_value(curve, direction, strategy)
+    if strategy == "last":
+        objective = last.get(metric, from_curve)
+    else:
+        side = doc.get("min" if direction == "minimize" else "max") or {}
+        candidates = [v for v in [side.get(metric), from_curve] if isinstance(v, (int, float))]
+        objective = (min if direction == "minimize" else max)(candidates) if candidates else None
     step = doc.get("step") if isinstance(doc.get("step"), int) else (curve[-1].step if curve else None)
     if doc.get("infeasible"):
         return Outcome("Infeasible", objective, last, step, f"the trial declared itself infeasible: {doc['infeasible']}")
@@ -104,6 +110,7 @@ def plan_trial(
     *,
     metric: str,
     direction: str,
+    strategy: str,
     max_retries: int,
     now: dt.datetime,
     curve: list[CurvePoint] | None = None,
@@ -137,7 +144,7 @@ def plan_trial(
         status.phase = "EarlyStopped"
         status.stop_reason = stop
         status.message = stop.message
-        status.objective = best_value(status.curve, direction)
+        status.objective = objective_value(status.curve, direction, strategy)
         status.completion_time = rfc3339(now)
         if pod is not None:
             plan.delete_pod = pod.name
@@ -171,7 +178,7 @@ def plan_trial(
         plan.delete_pod = pod.name
         return _retry(plan, trial, max_retries, now, f"its pod was {pod.reason or 'disrupted'}")
     if pod.phase in ("Succeeded", "Failed"):
-        out = outcome(pod, metric, direction, status.curve)
+        out = outcome(pod, metric, direction, status.curve, strategy)
         status.phase = out.phase  # type: ignore[assignment]
         status.objective = out.objective
         status.final = out.final

@@ -83,7 +83,8 @@ class LocalRun:
         before = trial.status.phase
         tp = plan_trial(
             trial, view, metric=self.settings.metric, direction=self.settings.direction,
-            max_retries=self.settings.max_retries, now=now, curve=fresh or None, stop=stop, end=end,
+            strategy=self.settings.strategy, max_retries=self.settings.max_retries, now=now,
+            curve=fresh or None, stop=stop, end=end,
         )
         trial.status = tp.status
         if tp.delete_pod and tp.delete_pod in self.pods:

@@ -42,7 +42,7 @@ def render_report(study: Study, rnd: Round, trials: list[Trial], analysis: Analy
     h.append(f"<h1>Round {escape(rnd.metadata.name)} <span class='badge'>{escape(st.phase or 'Pending')}</span></h1>")
     h.append(f"<p class='goal'>{escape(rnd.spec.goal)}</p>")
     c = st.counts
-    h.append(f"<p>Study <b>{escape(study.metadata.name)}</b> · objective <b>{s.metric}</b> ({s.direction}) · "
+    h.append(f"<p>Study <b>{escape(study.metadata.name)}</b> · objective <b>{s.metric}</b> ({s.direction}, {s.strategy} value) · "
              f"algorithm {s.algorithm} · early stopping {s.stopping.rule} · trials {escape(st.progress)}: "
              f"{c.succeeded} succeeded, {c.early_stopped} early-stopped, {c.infeasible} infeasible, {c.failed} failed"
              f"{', ' + str(c.running + c.pending) + ' running' if c.running + c.pending else ''}.</p>")
