@@ -75,7 +75,10 @@ def test_curve_checks_on_planted_curves():
     improving = _t(list(1.0 - 0.02 * s))
     saturated = _t(list(0.2 + 0.8 * np.exp(-s / 2.0)))
     assert [f.finding for f in curve_findings(overfit, "minimize", 40)] == ["overfitting"]
-    assert "noisy" in [f.finding for f in curve_findings(noisy, "minimize", 40)]
+    found = {f.finding: f.message for f in curve_findings(noisy, "minimize", 40)}
+    assert "best value may be luck" in found["noisy"] and "objective.strategy last" in found["noisy"]
+    found = {f.finding: f.message for f in curve_findings(noisy, "minimize", 40, "last")}
+    assert "last value may be luck" in found["noisy"]
     assert [f.finding for f in curve_findings(improving, "minimize", 40)] == ["stillImproving"]
     assert [f.finding for f in curve_findings(saturated, "minimize", 40)] == ["saturatedEarly"]
 

@@ -31,7 +31,7 @@ def analyze_round(study: Study, rnd: Round, trials: list[Trial]) -> Analysis:
         reruns=rerun_statistics(trials, s.direction),
     )
     for t in best_first[: min(3, top_share(len(best_first)))]:
-        a.curves += curve_findings(t, s.direction, s.max_steps)
+        a.curves += curve_findings(t, s.direction, s.max_steps, s.strategy)
     a.messages = [w.message for w in a.boundaries]
     if a.infeasible.count:
         a.messages.append(

@@ -7,7 +7,8 @@ from ..api import Trial
 from .model import CurveFinding
 
 
-def curve_findings(trial: Trial, direction: str, max_steps: int) -> list[CurveFinding]:
+def curve_findings(trial: Trial, direction: str, max_steps: int, strategy: str = "best") -> list[CurveFinding]:
+    """`strategy`: the Study's objective, the best or the last value a trial reports."""
     pts = sorted((p.step, p.value) for p in trial.status.curve)
     if len(pts) < 8:
         return []
@@ -31,9 +32,11 @@ def curve_findings(trial: Trial, direction: str, max_steps: int) -> list[CurveFi
     if len(tail) >= 4:
         jitter = float(np.median(np.abs(np.diff(tail)))) / span
         if jitter > 0.08:
+            luck = ("the best value may be luck (try a lower learning rate or larger batch, or judge trials "
+                    "by their last value: objective.strategy last)") if strategy == "best" else (
+                    "the last value may be luck (try a lower learning rate or larger batch)")
             out.append(CurveFinding(trial=name, finding="noisy", message=(
-                f"{name}: late in training the objective moves {jitter:.0%} of its range from step to step; "
-                "the best value may be luck (try a lower learning rate or larger batch)")))
+                f"{name}: late in training the objective moves {jitter:.0%} of its range from step to step; {luck}")))
 
     # still improving: reached at the very end, and the last 20% still made real progress
     if steps[-1] >= 0.95 * max_steps:
