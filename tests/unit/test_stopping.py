@@ -132,6 +132,31 @@ def test_with_the_last_value_as_objective_a_trial_is_judged_where_it_is_now():
         MedianRule(objective="final")
 
 
+def test_with_the_last_value_as_objective_only_finished_trials_set_the_value_to_beat():
+    done = [curve(0.1 + 0.02 * i, seed=i) for i in range(8)]
+    dipping = [(s, 1.0 / s) for s in range(1, 21)]  # running, at 0.05 now: it may still overfit
+    trial = curve(0.1, seed=9)[:10]  # headed where the best finished trial ended
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective="last")
+    a = rule.assess(trial, [*done, dipping], "minimize", done)
+    assert a is not None and a.best == pytest.approx(min(c[-1][1] for c in done)) and not a.stop
+    assert rule.decide(trial, [*done, dipping], "minimize") is None  # nothing finished: nothing to beat yet
+    # with the best value as objective, the running trial's 0.05 is already achieved
+    best = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, [*done, dipping], "minimize", done)
+    assert best is not None and best.best == pytest.approx(0.05)
+
+
+def test_with_the_last_value_as_objective_standing_below_the_median_is_no_case_for_stopping():
+    # the others' latest values are not their objectives (they may still overfit), so the
+    # median band that lowers the bar for trials below it does not apply
+    done = bloomers_and_plateaus()
+    below = [c[:12] for c in done]  # every finished trial was better than this one at its step
+    trial = [(s, 0.9 + 0.1 / s) for s in range(1, 13)]
+    for objective, threshold in (("best", 0.2), ("last", 0.05)):
+        a = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective=objective).assess(
+            trial, below, "minimize", done)
+        assert a is not None and a.threshold == threshold and (a.median is None) == (objective == "last")
+
+
 def test_curve_fit_pruner_judges_the_value_an_optuna_objective_returns():
     def run(objective):
         pruner = CurveFitPruner(final_step=30, start_step=5, min_trials=3, objective=objective)

@@ -6,8 +6,9 @@ an ensemble of parametric families extrapolates the partial curve (`extrapolatio
 with three changes that measured curves ask for:
 - the objective is the best value a trial reports (by default), so the extrapolation
   counts the lucky measurements a noisy curve still has ahead of it; with the last value
-  as objective it is the fitted curve at the final step, and a trial stands where its
-  latest values are, not where its luckiest was;
+  as objective it is the fitted curve at the final step, a trial stands where its
+  latest values are, not where its luckiest was, and only finished trials set the value
+  to beat;
 - the prediction is calibrated on the Round's finished trials that looked like this one
   at the same step (`calibration`): raw fits are overconfident and pessimistic, and the
   chance to beat the best is learned from how much of their extrapolated gain those
@@ -20,7 +21,9 @@ with three changes that measured curves ask for:
   (`leader_probability`). The calibration learns from finished trials only, and with few
   workers most trials are stopped, so those are survivors: a middling trial's look-alikes
   are the worst of them, which went on to improve anyway, while a leader's are few. Where
-  a trial stands does not depend on who finished: it is a second opinion.
+  a trial stands does not depend on who finished: it is a second opinion. With the last
+  value as objective there is no median band: the others' latest values are not where
+  they will end (a fast learner at its low may overfit, a slow one is still coming down).
 Before enough trials have finished, the interval is a conservative default.
 """
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .base import STRATEGIES, Curve, Decision, Strategy, level, oriented
+from .base import STRATEGIES, Curve, Decision, Strategy, final, level, oriented
 from .calibration import Scale, calibrate, quantum
 from .extrapolation import MIN_POINTS, predict_final, reach
 
@@ -73,14 +76,17 @@ class CurveFitRule:
     probability: stop when P(beat the best) falls below this.
     median_probability: the threshold instead, for a trial that stands worse than the
         median of the other trials that reached its step (at least MEDIAN_PEERS of them);
-        never below `probability`, 0 turns it off.
+        never below `probability`, 0 turns it off. Not with objective "last": the others'
+        latest values are not their objectives.
     leader_probability: the threshold instead, for a trial that stands better than all but
         a tenth of the other trials at its step (where they stood up to it, at least
         LEADER_PEERS of them); never above `probability`, 0 never stops a leader.
     margin: relative margin the trial must beat the best by to count.
     objective: which reported value is a trial's objective: its best ("best"), or its
         last ("last"). A trial stands at its best value so far, or at the median of its
-        latest three values.
+        latest three values; with "last" the value to beat is the best last value of the
+        finished trials (a running trial may still overfit), and nothing is stopped before
+        one has finished.
     start_step: no decision before this step.
     min_trials: other trials with data needed before any stop.
     interval: decide only every this many steps.
@@ -121,7 +127,12 @@ class CurveFitRule:
             return None
         position = level(mine, step, self.objective)
         assert position is not None
-        best = min(v for p in peers if (v := level(p, p[-1][0], self.objective)) is not None)
+        if self.objective == "best":  # a running trial's best so far is its objective already, or better
+            best = min(min(v for _, v in p) for p in [*peers, *done])
+        elif done:  # a running trial's latest values are not its objective: it may still overfit
+            best = min(final(d, "last") for d in done)
+        else:
+            return None
         # on a quantized metric, reaching the best value's level counts: a tie is not a loss
         target = best - self.margin * abs(best) + quantum(values) / 2
         expected = raw.objective(mine, self.final_step, scale.floor, self.objective)
@@ -144,6 +155,8 @@ class CurveFitRule:
         if position <= target:
             p_beat = 1.0
         median, leader = _standing(position, peers, step, self.objective)
+        if self.objective == "last":  # the others' latest values are not their objectives: they may still overfit
+            median = None
         threshold = self.probability
         if leader:
             threshold = min(self.probability, self.leader_probability)
