@@ -35,6 +35,12 @@ def best_so_far(curve: list[tuple[int, float]], step: int) -> float | None:
     return min(values) if values else None
 
 
+def check_strategy(strategy: str) -> None:
+    """Refuse an objective that is neither the best nor the last value, naming both."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"objective must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+
+
 def level(curve: list[tuple[int, float]], step: int, strategy: Strategy = "best") -> float | None:
     """Where an oriented curve stands at `step` on the objective (lower is better): its
     best value so far, or, when the objective is the last value, the median of its latest

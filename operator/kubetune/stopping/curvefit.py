@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from .base import STRATEGIES, Curve, Decision, Strategy, final, level, oriented
+from .base import Curve, Decision, Strategy, check_strategy, final, level, oriented
 from .calibration import Scale, calibrate, quantum
 from .extrapolation import MIN_POINTS, predict_final, reach
 
@@ -103,8 +103,7 @@ class CurveFitRule:
     objective: Strategy = "best"
 
     def __post_init__(self) -> None:
-        if self.objective not in STRATEGIES:
-            raise ValueError(f"objective must be one of {', '.join(STRATEGIES)}, not {self.objective!r}")
+        check_strategy(self.objective)
 
     def assess(
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from .base import STRATEGIES, Curve, Decision, Strategy, level, oriented
+from .base import Curve, Decision, Strategy, check_strategy, level, oriented
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class MedianRule:
     objective: Strategy = "best"
 
     def __post_init__(self) -> None:
-        if self.objective not in STRATEGIES:
-            raise ValueError(f"objective must be one of {', '.join(STRATEGIES)}, not {self.objective!r}")
+        check_strategy(self.objective)
 
     def decide(self, curve: Curve, others: list[Curve], direction: str) -> Decision | None:
         mine = oriented(curve, direction)
