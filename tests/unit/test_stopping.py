@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import time
 
@@ -116,7 +117,7 @@ def overfitting(steps=14):
 def test_with_the_last_value_as_objective_a_trial_is_judged_where_it_is_now():
     done = [curve(0.1 + 0.02 * i, seed=i) for i in range(8)]  # end at 0.19-0.33
     for rule in (CurveFitRule(final_step=30, start_step=5, min_trials=3), MedianRule(5, 3)):
-        judge = lambda c, objective: type(rule)(**{**rule.__dict__, "objective": objective}).decide(  # noqa: E731
+        judge = lambda c, objective: dataclasses.replace(rule, objective=objective).decide(  # noqa: E731
             c, done, "minimize", *([done] if isinstance(rule, CurveFitRule) else []))
         assert judge(overfitting(), "best") is None  # its best, 0.05, still beats everyone
         d = judge(overfitting(), "last")

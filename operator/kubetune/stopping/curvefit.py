@@ -127,7 +127,7 @@ class CurveFitRule:
         position = level(mine, step, self.objective)
         assert position is not None
         if self.objective == "best":  # a running trial's best so far is its objective already, or better
-            best = min(min(v for _, v in p) for p in [*peers, *done])
+            best = min(min(v for _, v in p) for p in peers)
         elif done:  # a running trial's latest values are not its objective: it may still overfit
             best = min(final(d, "last") for d in done)
         else:
