@@ -27,11 +27,14 @@ def load_documents(paths: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]
     docs = []
     for f in files:
         try:
-            for doc in yaml.safe_load_all(f.read_text()):
+            # bytes: YAML's own reader detects UTF-8/16/32 and names a bad byte's position
+            for doc in yaml.safe_load_all(f.read_bytes()):
                 if doc is not None:
                     docs.append((f, doc))
         except yaml.YAMLError as e:
             raise ManifestError(f"{f}: not valid YAML: {e}") from None
+        except OSError as e:
+            raise ManifestError(f"{f}: cannot be read: {e.strerror}") from None
     if not docs:
         where = ", ".join(str(p) for p in paths)
         raise ManifestError(f"no manifests in {where} (directories are read for *.yaml and *.yml files)")

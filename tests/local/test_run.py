@@ -173,6 +173,15 @@ def test_bad_manifests_get_the_same_clear_errors_as_on_the_cluster(tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr
 
 
+def test_a_manifest_that_is_not_utf8_text_is_a_clear_error(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("metadata: {name: caf\u00e9}\n".encode("latin-1"))
+    for cmd in ("run", "validate"):
+        res = kubetune(cmd, str(bad))
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "latin1.yaml: not valid YAML" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 def test_a_command_that_cannot_run_fails_trials_clearly_and_then_the_round(tmp_path):
     manifest = write_manifests(tmp_path, max_trials=6)
     docs = list(yaml.safe_load_all(manifest.read_text()))
@@ -187,6 +196,17 @@ def test_a_command_that_cannot_run_fails_trials_clearly_and_then_the_round(tmp_p
     failed = [t for t in (tmp_path / "o" / "trials").glob("*.yaml")
               if yaml.safe_load(t.read_text())["status"]["phase"] == "Failed"]
     assert 2 <= len(failed) < 6  # the Round stops starting trials once maxFailedTrials have failed
+
+
+def test_a_termination_message_that_is_not_text_fails_the_trial_not_the_run(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=2)
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[0]["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        sys.executable, "-c", "import os; open(os.environ['KUBETUNE_TERMINATION_PATH'], 'wb').write(bytes([255, 254, 123]))"]
+    manifest.write_text(yaml.safe_dump_all(docs))
+    res = kubetune("run", str(manifest), "--output", str(tmp_path / "o"), "--quiet")
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "fast-r-0: Failed — the trial exited successfully but never reported val_loss" in res.stdout, res.stdout
 
 
 def test_validate_names_every_object_and_refuses_what_is_not_one(tmp_path):

@@ -87,7 +87,7 @@ class LocalPod:
             self._escalate()
             return PodView(name=self.name, phase="Running")
         self._log.close()
-        message = self.termination.read_text() if self.termination.exists() else None
+        message = self.termination.read_text(errors="replace") if self.termination.exists() else None
         if message is None:
             message = _tail(self.log_path)
         return PodView(

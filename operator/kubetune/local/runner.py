@@ -106,7 +106,7 @@ class LocalRun:
             points.append(CurvePoint(step=step, value=metrics[metric]))
         elif not pod.running and pod.termination.exists():
             # the last point of a run that ended between two scrapes
-            doc = read_termination(pod.termination.read_text())
+            doc = read_termination(pod.termination.read_text(errors="replace"))
             value = (doc.get("last") or {}).get(metric)
             if isinstance(value, (int, float)) and isinstance(doc.get("step"), int):
                 points.append(CurvePoint(step=doc["step"], value=float(value)))
