@@ -182,6 +182,38 @@ def test_a_manifest_that_is_not_utf8_text_is_a_clear_error(tmp_path):
         assert "latin1.yaml: not valid YAML" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
+def test_an_output_directory_holding_another_rounds_run_is_refused_and_kept(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=2, steps=4)
+    out = tmp_path / "out"
+    res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1", "--quiet")
+    assert res.returncode == 0, res.stdout + res.stderr
+    before = {p: p.read_bytes() for p in out.rglob("*.yaml")}
+    other = tmp_path / "other.yaml"
+    other.write_text(manifest.read_text().replace("name: fast-r", "name: other-r"))
+    res = kubetune("run", str(other), "--output", str(out), "--poll", "0.1", "--quiet")
+    # before this check the other Round "succeeded" at once with fast-r's trials as its own
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"{out} holds the run of Round fast-r of Study fast, not of Round other-r" in res.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*.yaml")} == before  # nothing of that run lost
+
+
+def test_unreadable_saved_state_or_output_path_is_a_clear_error(tmp_path):
+    manifest = write_manifests(tmp_path)
+    out = tmp_path / "out"
+    (out / "trials").mkdir(parents=True)
+    broken = out / "trials" / "fast-r-0.yaml"
+    broken.write_text("status: [\n")  # e.g. edited by hand
+    res = kubetune("run", str(manifest), "--output", str(out), "--quiet")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert f"{broken}: the saved state of this run cannot be read" in res.stderr
+    assert broken.read_text() == "status: [\n"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    res = kubetune("run", str(manifest), "--output", str(a_file), "--quiet")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert "cannot be the run's directory" in res.stderr and a_file.read_text() == "mine"
+
+
 def test_a_command_that_cannot_run_fails_trials_clearly_and_then_the_round(tmp_path):
     manifest = write_manifests(tmp_path, max_trials=6)
     docs = list(yaml.safe_load_all(manifest.read_text()))

@@ -28,7 +28,7 @@ from ..report.html import render_report
 from .interrupts import Interrupts
 from .process import LocalPod
 from .scrape import scrape
-from .store import RunStore
+from .store import RunStateError, RunStore, foreign_state
 
 NAMESPACE = "local"
 
@@ -40,15 +40,21 @@ def utcnow() -> dt.datetime:
 class LocalRun:
     def __init__(self, study: Study, rnd: Round, out: Path, poll: float = 0.5, echo=print):
         self.study, self.store, self.poll, self.echo = study, RunStore(out), poll, echo
-        saved = self.store.load_round()
-        if saved is not None and saved.metadata.name == rnd.metadata.name:
+        saved, trials = self.store.load_round(), self.store.load_trials()
+        other = foreign_state(saved, trials, rnd)
+        if other:
+            raise RunStateError(
+                f"{out} holds the run of {other}, not of Round {rnd.metadata.name} of Study "
+                f"{rnd.spec.study_ref.name}; give another --output, or remove {out} to discard that run"
+            )
+        if saved is not None:
             rnd.status = saved.status  # resume: the spec may have changed (e.g. parallelism), the status not
         rnd.metadata.namespace = NAMESPACE
         rnd.metadata.uid = rnd.metadata.uid or f"local-{rnd.metadata.name}"
         study.metadata.namespace = NAMESPACE
         self.round = rnd
         self.settings = resolve(study, rnd)
-        self.trials: dict[str, Trial] = {t.metadata.name: t for t in self.store.load_trials()}
+        self.trials: dict[str, Trial] = {t.metadata.name: t for t in trials}
         self.pods: dict[str, LocalPod] = {}
         self.analyses = AnalysisCache()
         self.store.save_study(study)
@@ -149,8 +155,13 @@ def run_cli(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else default_output(rnd)
     from .progress import Progress
 
+    try:
+        run = LocalRun(study, rnd, out, poll=args.poll, echo=print)
+    except RunStateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with Progress(quiet=args.quiet or not sys.stdout.isatty()) as progress, Interrupts() as ctrl_c:
-        run = LocalRun(study, rnd, out, poll=args.poll, echo=progress.log)
+        run.echo = progress.log
         try:
             progress.log(f"Round {rnd.metadata.name}: {rnd.spec.goal}")
             progress.log(f"state and results: {out}/ (run the same command again to resume)")

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
+import pydantic
 import yaml
 
 from ..api import Round, Study, Trial
@@ -13,8 +14,40 @@ from ..api.common import Model
 M = TypeVar("M", bound=Model)
 
 
+class RunStateError(ValueError):
+    """The run directory cannot hold this Round's state; the message says what to do."""
+
+
 def read(path: Path, model: type[M]) -> M:
-    return model.model_validate(yaml.safe_load(path.read_text()))
+    try:
+        return model.model_validate(yaml.safe_load(path.read_bytes()))
+    except (OSError, yaml.YAMLError, pydantic.ValidationError) as e:
+        raise RunStateError(
+            f"{path}: the saved state of this run cannot be read ({_why(e)}); "
+            "repair or remove that file, or give another --output"
+        ) from None
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, OSError):
+        return str(e.strerror)
+    if isinstance(e, pydantic.ValidationError):
+        return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'the document'}: {err['msg']}" for err in e.errors()[:3])
+    return " ".join(str(e).split())  # YAML's message and where, on one line
+
+
+def foreign_state(saved: Round | None, trials: list[Trial], rnd: Round) -> str | None:
+    """Why a run directory's saved state belongs to another Round, or None.
+
+    Resuming reads every saved Trial as one of this Round's; another Round's trials
+    there would be counted as its own (and its round.yaml overwritten)."""
+    mine = (rnd.spec.study_ref.name, rnd.metadata.name)
+    if saved is not None and (saved.spec.study_ref.name, saved.metadata.name) != mine:
+        return f"Round {saved.metadata.name} of Study {saved.spec.study_ref.name}"
+    for t in trials:
+        if (t.spec.study_ref.name, t.spec.round_ref.name) != mine:
+            return f"Trial {t.metadata.name} of Round {t.spec.round_ref.name} (Study {t.spec.study_ref.name})"
+    return None
 
 
 def read_trials(directory: Path) -> list[Trial]:
@@ -28,7 +61,10 @@ class RunStore:
         self.logs = root / "logs"
         self.pods = root / "pods"
         for d in (self.root, self.trials_dir, self.logs, self.pods):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunStateError(f"{d}: cannot be the run's directory ({e.strerror}); give another --output") from None
         self._written: dict[Path, str] = {}
 
     def _write(self, path: Path, obj: Model) -> None:
