@@ -49,3 +49,47 @@ async def test_the_operator_command_serves_probes_and_metrics_and_runs_a_round(w
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def _kubetune(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """The CLI as a real process; asynchronous, because the emulator answers it from this loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kubetune.cli", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_report_and_adopt_reach_a_round_on_the_cluster(world, kubeconfig, tmp_path):
+    from .conftest import start_operator
+
+    api = world["api"]
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    await start_operator(world)
+    await create(api, study_manifest())
+    await create(api, round_manifest(max_trials=3, parallelism=3))
+    await wait_for(lambda: ((live(api, "rounds")["r1"].get("status") or {}).get("phase")) == "Succeeded",
+                   90, "the Round to succeed")
+    best = live(api, "rounds")["r1"]["status"]["bestTrial"]
+
+    report = tmp_path / "r1.html"
+    rc, out, err = await _kubetune("report", "r1", "-n", NS, "-o", str(report), env=env)
+    assert rc == 0, out + err
+    html = report.read_text()
+    assert "<html" in html.lower() and best["name"] in html  # the cluster's Round and its trials
+    rc, out, err = await _kubetune("report", "no-such-round", "-n", NS, env=env)
+    assert rc == 2 and "could not read Round 'no-such-round' from the cluster: not found" in err, out + err
+
+    rc, out, err = await _kubetune("adopt", "r1", "-n", NS, env=env)
+    assert rc == 0, out + err
+    # the operator, not the command, moves the baseline: into status, the spec untouched
+    await wait_for(lambda: (live(api, "studies")["demo"].get("status") or {}).get("adopted"), 30, "the adoption")
+    study = live(api, "studies")["demo"]
+    assert study["status"]["adopted"][0]["round"] == "r1" and study["status"]["adopted"][0]["trial"] == best["name"]
+    assert study["status"]["baseline"]["learning_rate"] == best["parameters"]["learning_rate"]
+    assert study["spec"]["baseline"] == study_manifest()["spec"]["baseline"]

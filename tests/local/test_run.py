@@ -197,6 +197,23 @@ def test_an_output_directory_holding_another_rounds_run_is_refused_and_kept(tmp_
     assert {p: p.read_bytes() for p in out.rglob("*.yaml")} == before  # nothing of that run lost
 
 
+def test_report_rewrites_a_local_runs_report_and_says_what_is_wrong_otherwise(tmp_path):
+    manifest = write_manifests(tmp_path, max_trials=2, steps=4)
+    out = tmp_path / "out"
+    assert kubetune("run", str(manifest), "--output", str(out), "--poll", "0.1", "--quiet").returncode == 0
+    best = yaml.safe_load((out / "round.yaml").read_text())["status"]["bestTrial"]["name"]
+    res = kubetune("report", str(out), "-o", str(tmp_path / "again.html"))
+    assert res.returncode == 0 and best in (tmp_path / "again.html").read_text(), res.stdout + res.stderr
+    cases = {  # (arguments, what the one-line error must say)
+        "not a run": ((str(tmp_path),), f"{tmp_path} is not a kubetune run directory ({tmp_path}/study.yaml is missing)"),
+        "no such path": (("nothing/here",), "nothing/here is not a kubetune run directory"),
+        "unwritable": ((str(out), "-o", str(tmp_path / "no" / "dir" / "r.html")), "cannot write the report to"),
+    }
+    for what, (args, message) in cases.items():
+        res = kubetune("report", *args)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (what, res.stderr)
+
+
 def test_unreadable_saved_state_or_output_path_is_a_clear_error(tmp_path):
     manifest = write_manifests(tmp_path)
     out = tmp_path / "out"

@@ -23,8 +23,7 @@ def read(path: Path, model: type[M]) -> M:
         return model.model_validate(yaml.safe_load(path.read_bytes()))
     except (OSError, yaml.YAMLError, pydantic.ValidationError) as e:
         raise RunStateError(
-            f"{path}: the saved state of this run cannot be read ({_why(e)}); "
-            "repair or remove that file, or give another --output"
+            f"{path}: the saved state of this run cannot be read ({_why(e)}); repair or remove that file"
         ) from None
 
 

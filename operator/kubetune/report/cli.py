@@ -6,12 +6,15 @@ import sys
 from pathlib import Path
 
 from ..api import Round, Study, Trial
-from ..local.store import read, read_trials
+from ..local.store import RunStateError, read, read_trials
 from .html import render_report
 
 
 def load_local(run_dir: Path) -> tuple[Study, Round, list[Trial]]:
     """A `kubetune run` directory, read the way the run itself reads it (without creating anything)."""
+    for name in ("study.yaml", "round.yaml"):
+        if not (run_dir / name).is_file():
+            raise RunStateError(f"{run_dir} is not a kubetune run directory ({run_dir / name} is missing)")
     return read(run_dir / "study.yaml", Study), read(run_dir / "round.yaml", Round), read_trials(run_dir / "trials")
 
 
@@ -35,11 +38,13 @@ def report_cli(args: argparse.Namespace) -> int:
         if source.is_dir():
             study, rnd, trials = load_local(source)
             out = Path(args.output) if args.output else source / "report.html"
+        elif source.exists() or "/" in args.source:  # a path; a Round's name has no '/'
+            raise RunStateError(f"{source} is not a kubetune run directory")
         else:
             study, rnd, trials = load_cluster(args.source, args.namespace or "default")
             out = Path(args.output or f"report-{rnd.metadata.name}.html")
-    except FileNotFoundError as e:
-        print(f"error: {source} is not a kubetune run directory ({e.filename} is missing)", file=sys.stderr)
+    except RunStateError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # the cluster: not found, no access, unreachable
         status = getattr(e, "status", None)
@@ -47,7 +52,11 @@ def report_cli(args: argparse.Namespace) -> int:
         print(f"error: could not read Round {args.source!r} from the cluster: {what}: {getattr(e, 'reason', e)}",
               file=sys.stderr)
         return 2
-    out.write_text(render_report(study, rnd, trials))
+    try:
+        out.write_text(render_report(study, rnd, trials))
+    except OSError as e:
+        print(f"error: cannot write the report to {out}: {e.strerror}", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
     return 0
 
@@ -58,9 +67,9 @@ def adopt_cli(args: argparse.Namespace) -> int:
     from ..controller.adoption import ADOPT_ANNOTATION
     from ..controller.kube import Kube, api_client
 
-    kube = Kube(api_client())
     ns = args.namespace or "default"
     try:
+        kube = Kube(api_client())  # no kubeconfig is one more way the cluster cannot be reached
         rnd = Round.model_validate(kube.custom.get_namespaced_custom_object(
             GROUP, VERSION, ns, "rounds", args.round, _request_timeout=30))
         kube.patch_custom_meta("studies", ns, rnd.spec.study_ref.name, {"annotations": {ADOPT_ANNOTATION: args.round}})
