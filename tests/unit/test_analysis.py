@@ -10,7 +10,7 @@ from kubetune.analysis.infeasible import infeasibility
 from kubetune.analysis.reruns import rerun_statistics
 from kubetune.space import SearchSpace
 
-from .factories import round_, study, trial
+from .factories import finished, round_, study, trial
 
 LR = round_().spec.nuisance
 
@@ -125,3 +125,27 @@ def test_full_analysis_has_importance_and_isolation():
     assert set(iso) == {"sgd", "adam"} and iso["sgd"].best < iso["adam"].best and iso["sgd"].trials == 8
     assert a.best_trials[0].value == min(t.status.objective for t in ts)
     assert len(SearchSpace.of(rnd.spec).parameters) == 2
+
+
+def test_importance_is_computed_once_per_set_of_finished_trials():
+    """The analysis runs on every pass while curves grow; fANOVA only when a trial finishes."""
+    from kubetune.analysis.importance import _fanova
+
+    rnd = round_(nuisance=[{"name": "learning_rate", "type": "float", "min": 1e-4, "max": 1.0, "log": True},
+                           {"name": "momentum", "type": "float", "min": 0.0, "max": 0.99}],
+                 budget={"maxTrials": 30, "parallelism": 2})
+    rng = np.random.default_rng(1)
+    done = []
+    for i in range(12):
+        lr, mom = float(10 ** rng.uniform(-4, 0)), float(rng.uniform(0, 0.99))
+        done.append(trial(i, {"learning_rate": lr, "momentum": mom}, "Succeeded", (math.log10(lr) + 2) ** 2 + 0.1 * mom))
+    running = trial(12, {"learning_rate": 0.01, "momentum": 0.5}, "Running", None, [(0, 1.0)])
+    _fanova.cache_clear()
+    first = analyze_round(study(), rnd, [*done, running])
+    longer = finished(running, "Running", None, [(0, 1.0), (1, 0.8), (2, 0.7)])
+    again = analyze_round(study(), rnd, [*done, longer])
+    assert again.importance == first.importance and _fanova.cache_info().misses == 1
+    assert max(first.importance, key=first.importance.get) == "learning_rate"
+    ended = finished(running, "Succeeded", 0.05, [(0, 1.0), (1, 0.8), (2, 0.05)])
+    analyze_round(study(), rnd, [*done, ended])
+    assert _fanova.cache_info().misses == 2  # a finished trial is new evidence

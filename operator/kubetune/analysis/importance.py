@@ -1,13 +1,30 @@
-"""Hyperparameter importance, from optuna's evaluators."""
+"""Hyperparameter importance, from optuna's fANOVA evaluator.
+
+The analysis runs on every Round pass while trials report (their curves change the
+Round's other findings), but importance depends only on the finished trials: it is
+computed once per set of finished trials (`_fanova` is memoized on them).
+
+The forest is bounded (16 trees of depth at most 8) instead of optuna's default of
+64 trees grown to purity: the default's cost grows about quadratically with the
+trials (here, 3 parameters: ~6 s at 300 trials, ~50 s at 1000, blocking the Round's
+reconcile pass), the bounded one stays near a second at thousands of trials. On
+planted objectives (additive, interacting, a valley; 50 and 200 trials, 6
+parameters) the importances differ from the default's by at most 0.011.
+"""
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
+from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 
 from ..api import Trial
 from ..sampling import Observation, build_study
 from ..space import SearchSpace
+
+TREES, DEPTH = 16, 8
 
 
 def importance(space: SearchSpace, finished: list[Trial], direction: str) -> dict[str, float]:
@@ -15,14 +32,25 @@ def importance(space: SearchSpace, finished: list[Trial], direction: str) -> dic
     (empty with too few trials or only one parameter)."""
     if len(finished) < 6 or len(space.parameters) < 2:
         return {}
-    obs = [Observation(t.spec.number, dict(t.spec.parameters), "complete", t.status.objective) for t in finished]
-    study = build_study(obs, space.distributions(), direction, optuna.samplers.RandomSampler(seed=0))
+    rows = tuple(sorted((t.spec.number, tuple(sorted(t.spec.parameters.items())), t.status.objective)
+                        for t in finished))
+    return dict(_fanova(tuple(sorted(space.distributions().items())), rows, direction))
+
+
+@lru_cache(maxsize=128)
+def _fanova(
+    distributions: tuple[tuple[str, BaseDistribution], ...],
+    rows: tuple[tuple[int, tuple[tuple[str, Any], ...], float | None], ...],
+    direction: str,
+) -> tuple[tuple[str, float], ...]:
+    obs = [Observation(number, dict(params), "complete", value) for number, params, value in rows]
+    study = build_study(obs, dict(distributions), direction, optuna.samplers.RandomSampler(seed=0))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             got = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=TREES, max_depth=DEPTH, seed=0)
             )
     except (RuntimeError, ValueError):
-        return {}
-    return {k: round(float(v), 4) for k, v in got.items()}
+        return ()
+    return tuple((k, round(float(v), 4)) for k, v in got.items())
