@@ -346,3 +346,33 @@ def test_on_a_quantized_metric_reaching_the_best_level_is_not_a_loss():
     tied = acc(0.95)[:12]  # already at the best level: a tie, kept whatever the fit says
     a = CurveFitRule(final_step=30, min_trials=3).assess(tied, peers, "maximize", peers)
     assert a is not None and a.p_beat == 1.0
+
+
+def test_calibration_extrapolates_only_the_look_alikes_it_uses():
+    """A Round with hundreds of finished trials: a decision at a new step fits the couple
+    dozen that stood nearest, not all of them, and learns exactly what fitting all would."""
+    from kubetune.stopping import calibration as cal
+    from kubetune.stopping.base import final, level
+
+    rng = np.random.default_rng(5)
+    finished = []
+    for _ in range(400):
+        a, b, c = rng.uniform(0.1, 1), rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5)
+        finished.append([(s, float(c + a * np.exp(-b * s) + rng.normal(0, 0.01))) for s in range(50)])
+    values = [v for f in finished for _, v in f]
+    scale = cal.Scale.of(values, "minimize")
+    step, position = 12, scale.to(0.4)
+    cal._extrapolated.cache_clear()
+    got = cal.calibrate(finished, step, 49, scale, position)
+    assert got is not None and got.n == cal.NEIGHBOURS[1]
+    assert cal._extrapolated.cache_info().misses == got.n  # not 400 fits
+    # the same look-alikes and numbers as extrapolating every finished trial, then choosing
+    rows = []
+    for f in finished:
+        upto = f[: step + 1]
+        then = scale.to(level(upto, step))
+        pred = predict_final(upto, 49, scale.floor)
+        rows.append((abs(then - position), scale.to(pred.objective(upto, 49, scale.floor, "best")) - then,
+                     scale.to(final(f)) - then))
+    nearest = sorted(rows, key=lambda r: r[0])[: got.n]
+    assert np.allclose(got.extrapolated, [r[1] for r in nearest]) and np.allclose(got.achieved, [r[2] for r in nearest])

@@ -95,20 +95,23 @@ class Scale:
 
 
 @functools.lru_cache(maxsize=65536)
-def _cut(
-    curve: tuple[tuple[int, float], ...], step: int, final_step: int, floor: float | None, strategy: Strategy
-) -> tuple[float, float] | None:
-    """A finished curve as it looked at `step`: (where it stood on the objective, its
-    extrapolated final objective)."""
+def _stood(curve: tuple[tuple[int, float], ...], step: int, strategy: Strategy) -> float | None:
+    """Where a finished curve stood on the objective at `step`, if it can be cut there
+    (enough points up to the step, some after it). No fit: cheap for every finished trial."""
     upto = [(s, v) for s, v in curve if s <= step]
     if len(upto) < MIN_POINTS or len(upto) == len(curve):
         return None
+    return level(upto, step, strategy)
+
+
+@functools.lru_cache(maxsize=65536)
+def _extrapolated(
+    curve: tuple[tuple[int, float], ...], step: int, final_step: int, floor: float | None, strategy: Strategy
+) -> float | None:
+    """The final objective extrapolated from a finished curve cut at `step`."""
+    upto = [(s, v) for s, v in curve if s <= step]
     pred = predict_final(upto, final_step, floor)
-    if pred is None:
-        return None
-    position = level(upto, step, strategy)
-    assert position is not None
-    return position, pred.objective(upto, final_step, floor, strategy)
+    return None if pred is None else pred.objective(upto, final_step, floor, strategy)
 
 
 @dataclass(frozen=True)
@@ -229,15 +232,25 @@ def calibrate(
     the ones that stood nearest to `position` on the objective at that step (on the
     Scale): a trial is judged by how curves that looked like it really ended. None until
     enough trials have finished."""
-    rows = []
+    # Look-alikes are chosen by where they stood, which needs no fit; only those are
+    # extrapolated (a Round with thousands of finished trials fits a couple dozen).
+    candidates = []
     for c in finished:
-        cut = _cut(tuple(c), step, final_step, scale.floor, strategy)
-        if cut is not None:
-            truth = final(c, strategy)
-            then = scale.to(cut[0])
-            rows.append((abs(then - position), scale.to(cut[1]) - then, scale.to(truth) - then))
-    if len(rows) < MIN_CALIBRATION:
+        key = tuple(c)
+        stood = _stood(key, step, strategy)
+        if stood is not None:
+            then = scale.to(stood)
+            candidates.append((abs(then - position), then, key, c))
+    if len(candidates) < MIN_CALIBRATION:
         return None
-    k = min(len(rows), max(NEIGHBOURS[0], min(NEIGHBOURS[1], round(2 * math.sqrt(len(rows))))))
-    nearest = sorted(rows, key=lambda r: r[0])[:k]
-    return Calibration(extrapolated=np.array([r[1] for r in nearest]), achieved=np.array([r[2] for r in nearest]))
+    k = min(len(candidates), max(NEIGHBOURS[0], min(NEIGHBOURS[1], round(2 * math.sqrt(len(candidates))))))
+    nearest = []
+    for _, then, key, c in sorted(candidates, key=lambda r: r[0]):
+        extrapolated = _extrapolated(key, step, final_step, scale.floor, strategy)
+        if extrapolated is not None:  # (a fit of finite points practically always succeeds)
+            nearest.append((scale.to(extrapolated) - then, scale.to(final(c, strategy)) - then))
+            if len(nearest) == k:
+                break
+    if len(nearest) < MIN_CALIBRATION:
+        return None
+    return Calibration(extrapolated=np.array([r[0] for r in nearest]), achieved=np.array([r[1] for r in nearest]))
