@@ -129,16 +129,18 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
         next_number = max((t.spec.number for t in trials), default=-1) + 1
         if len(search) < s.max_trials:
             want = min(room, s.max_trials - len(search))
-            suggester = suggester_for(study, rnd, s)
-            history = observations(trials)
-            for _ in range(max(0, want)):
-                number = max(next_number, len(search))
-                sampled = suggester.suggest(number, history)
-                t = _new_trial(study, rnd, s, number, effective_parameters(study, rnd.spec, sampled), "search", None)
-                plan.create.append(t)
-                history.append(Observation(number, dict(t.spec.parameters), "running"))
-                next_number = number + 1
-                search.append(t)
+            if want > 0:  # most passes have no room: no history (every trial's curve) to build then
+                suggester = suggester_for(study, rnd, s)
+                history = observations(trials)
+                for _ in range(want):
+                    number = max(next_number, len(search))
+                    sampled = suggester.suggest(number, history)
+                    params = effective_parameters(study, rnd.spec, sampled)
+                    t = _new_trial(study, rnd, s, number, params, "search", None)
+                    plan.create.append(t)
+                    history.append(Observation(number, dict(t.spec.parameters), "running"))
+                    next_number = number + 1
+                    search.append(t)
         elif not [t for t in search if phase_of(t) in ACTIVE]:
             missing = [p for p in planned if (p[0], p[2]) not in {(t.spec.rerun_of, t.spec.seed) for t in reruns}]
             for rerun_of, params, seed in missing[: max(0, room)]:
