@@ -205,7 +205,8 @@ def test_report_rewrites_a_local_runs_report_and_says_what_is_wrong_otherwise(tm
     res = kubetune("report", str(out), "-o", str(tmp_path / "again.html"))
     assert res.returncode == 0 and best in (tmp_path / "again.html").read_text(), res.stdout + res.stderr
     cases = {  # (arguments, what the one-line error must say)
-        "not a run": ((str(tmp_path),), f"{tmp_path} is not a kubetune run directory ({tmp_path}/study.yaml is missing)"),
+        "not a run": ((str(tmp_path),),
+                      f"{tmp_path} is not a kubetune run directory ({tmp_path}/study.yaml is missing)"),
         "no such path": (("nothing/here",), "nothing/here is not a kubetune run directory"),
         "unwritable": ((str(out), "-o", str(tmp_path / "no" / "dir" / "r.html")), "cannot write the report to"),
     }

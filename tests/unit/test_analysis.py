@@ -138,7 +138,8 @@ def test_importance_is_computed_once_per_set_of_finished_trials():
     done = []
     for i in range(12):
         lr, mom = float(10 ** rng.uniform(-4, 0)), float(rng.uniform(0, 0.99))
-        done.append(trial(i, {"learning_rate": lr, "momentum": mom}, "Succeeded", (math.log10(lr) + 2) ** 2 + 0.1 * mom))
+        objective = (math.log10(lr) + 2) ** 2 + 0.1 * mom
+        done.append(trial(i, {"learning_rate": lr, "momentum": mom}, "Succeeded", objective))
     running = trial(12, {"learning_rate": 0.01, "momentum": 0.5}, "Running", None, [(0, 1.0)])
     _fanova.cache_clear()
     first = analyze_round(study(), rnd, [*done, running])

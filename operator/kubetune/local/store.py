@@ -63,7 +63,9 @@ class RunStore:
             try:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise RunStateError(f"{d}: cannot be the run's directory ({e.strerror}); give another --output") from None
+                raise RunStateError(
+                    f"{d}: cannot be the run's directory ({e.strerror}); give another --output"
+                ) from None
         self._written: dict[Path, str] = {}
 
     def _write(self, path: Path, obj: Model) -> None:
