@@ -150,3 +150,26 @@ def test_importance_is_computed_once_per_set_of_finished_trials():
     ended = finished(running, "Succeeded", 0.05, [(0, 1.0), (1, 0.8), (2, 0.05)])
     analyze_round(study(), rnd, [*done, ended])
     assert _fanova.cache_info().misses == 2  # a finished trial is new evidence
+
+
+def test_trials_that_count_steps_unlike_max_steps_are_flagged():
+    from kubetune.analysis.curves import step_findings
+
+    def ran(number, last, phase="Succeeded"):
+        steps = np.linspace(1, last, 20).astype(int)
+        return trial(number, {"learning_rate": 0.1}, phase, 0.3, [(int(s), 1.0 / s) for s in steps])
+
+    # iterations where maxSteps counts epochs: curve fitting would never decide
+    beyond = step_findings([ran(0, 20), ran(1, 3000, "Running")], max_steps=20)
+    assert [(f.finding, f.trial) for f in beyond] == [("stepsBeyondMaxSteps", "r-1")]
+    assert "reported step 3000, beyond maxSteps 20" in beyond[0].message and "spec.maxSteps" in beyond[0].message
+    # training with its own epoch count, shorter than maxSteps: extrapolation to a step nobody reaches
+    short = step_findings([ran(i, 30) for i in range(4)], max_steps=100)
+    assert [f.finding for f in short] == ["endedBeforeMaxSteps"]
+    assert "all 4 succeeded trials ended by step 30" in short[0].message
+    # as intended: steps 1..maxSteps, early-stopped trials ending anywhere before
+    fine = [ran(0, 100), ran(1, 99), ran(2, 100), ran(3, 12, "EarlyStopped"), ran(4, 40, "Running")]
+    assert step_findings(fine, max_steps=100) == []
+    assert step_findings([ran(0, 30), ran(1, 30)], max_steps=100) == []  # too few finished to say
+    a = analyze_round(study(maxSteps=20), round_(), [ran(0, 20), ran(1, 3000, "Running")])
+    assert any("beyond maxSteps 20" in m for m in a.messages)

@@ -6,7 +6,7 @@ from ..core.round_plan import ranked
 from ..core.settings import resolve
 from ..space import SearchSpace
 from .boundary import boundary_warnings, top_share
-from .curves import curve_findings
+from .curves import curve_findings, step_findings
 from .importance import importance
 from .infeasible import infeasibility
 from .isolation import isolation
@@ -32,6 +32,7 @@ def analyze_round(study: Study, rnd: Round, trials: list[Trial]) -> Analysis:
     )
     for t in best_first[: min(3, top_share(len(best_first)))]:
         a.curves += curve_findings(t, s.direction, s.max_steps, s.strategy)
+    a.curves += step_findings(trials, s.max_steps)
     a.messages = [w.message for w in a.boundaries]
     if a.infeasible.count:
         a.messages.append(

@@ -55,3 +55,26 @@ def curve_findings(trial: Trial, direction: str, max_steps: int, strategy: str =
                 f"{name}: reached its best level by step {int(steps[close[0]])} of {int(steps[-1])}; "
                 "fewer steps would do")))
     return out
+
+
+def step_findings(trials: list[Trial], max_steps: int) -> list[CurveFinding]:
+    """Do the trials count steps as maxSteps does? Curve fitting predicts the value at
+    maxSteps and decides nothing past it, and a trial reads maxSteps as how long to train
+    (KUBETUNE_MAX_STEPS). Training that counts iterations where maxSteps counts epochs, or
+    that ignores maxSteps, leaves curve fitting blind or extrapolating to a step no trial
+    reaches, without any error: this says so."""
+    fix = (f"set spec.maxSteps to the step the training ends at, or train for KUBETUNE_MAX_STEPS "
+           f"steps (now {max_steps})")
+    last = {t.metadata.name: max([p.step for p in t.status.curve] + [t.status.last_step or 0]) for t in trials}
+    if last and max(last.values()) > max_steps:
+        name = max(last, key=last.__getitem__)
+        return [CurveFinding(trial=name, finding="stepsBeyondMaxSteps", message=(
+            f"{name} reported step {last[name]}, beyond maxSteps {max_steps}: early stopping predicts the value "
+            f"at step {max_steps} and decides nothing after it; {fix}"))]
+    done = [t for t in trials if t.spec.purpose == "search" and t.status.phase == "Succeeded" and last[t.metadata.name]]
+    if len(done) >= 3 and max(last[t.metadata.name] for t in done) < 0.8 * max_steps:
+        name = max((t.metadata.name for t in done), key=last.__getitem__)
+        return [CurveFinding(trial=name, finding="endedBeforeMaxSteps", message=(
+            f"all {len(done)} succeeded trials ended by step {last[name]} ({name}) of maxSteps {max_steps}: "
+            f"early stopping extrapolates to a step no trial reaches; {fix}"))]
+    return []

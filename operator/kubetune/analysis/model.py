@@ -36,7 +36,7 @@ class Infeasibility(Model):
 
 class CurveFinding(Model):
     trial: str
-    finding: str  # overfitting | noisy | stillImproving | saturatedEarly
+    finding: str  # overfitting | noisy | stillImproving | saturatedEarly | stepsBeyondMaxSteps | endedBeforeMaxSteps
     message: str
 
 
