@@ -362,10 +362,10 @@ def test_calibration_extrapolates_only_the_look_alikes_it_uses():
     values = [v for f in finished for _, v in f]
     scale = cal.Scale.of(values, "minimize")
     step, position = 12, scale.to(0.4)
-    cal._extrapolated.cache_clear()
+    cal._fits.clear()
     got = cal.calibrate(finished, step, 49, scale, position)
     assert got is not None and got.n == cal.NEIGHBOURS[1]
-    assert cal._extrapolated.cache_info().misses == got.n  # not 400 fits
+    assert len(cal._fits) == got.n  # not 400 fits
     # the same look-alikes and numbers as extrapolating every finished trial, then choosing
     rows = []
     for f in finished:
@@ -376,3 +376,29 @@ def test_calibration_extrapolates_only_the_look_alikes_it_uses():
                      scale.to(final(f)) - then))
     nearest = sorted(rows, key=lambda r: r[0])[: got.n]
     assert np.allclose(got.extrapolated, [r[1] for r in nearest]) and np.allclose(got.achieved, [r[2] for r in nearest])
+
+
+def test_what_calibration_remembers_stays_small_as_a_round_grows():
+    """The operator builds new curve objects for every decision; remembering fits by the
+    curves themselves kept one curve per finished trial and step (~0.5 GB at 1000 x 100)."""
+    import tracemalloc
+
+    from kubetune.stopping import calibration as cal
+
+    rng = np.random.default_rng(2)
+    finished = [[(s, float(0.1 + rng.uniform(0.2, 1) * np.exp(-0.1 * s) + rng.normal(0, 0.01))) for s in range(40)]
+                for _ in range(100)]
+    scale = cal.Scale.of([v for c in finished for _, v in c], "minimize")
+    cal._fits.clear()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for step in range(5, 39):
+            fresh = [[(s, v) for s, v in c] for c in finished]  # as the operator hands them over
+            cal.calibrate(fresh, step, 39, scale, scale.to(0.3))
+        del fresh
+        grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert 0 < len(cal._fits) <= 34 * cal.NEIGHBOURS[1]
+    assert grown < 1_000_000, f"{grown / 1e6:.1f} MB kept for {len(cal._fits)} fits"
