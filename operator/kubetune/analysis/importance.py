@@ -37,7 +37,7 @@ def importance(space: SearchSpace, finished: list[Trial], direction: str) -> dic
     return dict(_fanova(tuple(sorted(space.distributions().items())), rows, direction))
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=64)  # a Round needs its latest entry; each holds its trials' rows (~0.4 KB a trial)
 def _fanova(
     distributions: tuple[tuple[str, BaseDistribution], ...],
     rows: tuple[tuple[int, tuple[tuple[str, Any], ...], float | None], ...],

@@ -117,8 +117,9 @@ def _extrapolated(
     curve objects for every decision, and keeping one per finished trial and step held
     ~0.5 GB at 1000 finished trials of 100 steps."""
     key = (hash(tuple(curve)), len(curve), curve[-1], step, final_step, floor, strategy)
-    if key in _fits:
-        return _fits[key]
+    hit = _fits.get(key, _fits)  # one lookup: another thread may evict between two
+    if hit is not _fits:
+        return hit  # type: ignore[return-value]
     upto = [(s, v) for s, v in curve if s <= step]
     pred = predict_final(upto, final_step, floor)
     value = None if pred is None else pred.objective(upto, final_step, floor, strategy)
