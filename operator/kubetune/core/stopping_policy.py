@@ -17,13 +17,14 @@ def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers
     if rule.rule == "none" or trial.spec.purpose != "search" or not curve:
         return None
     others = [t for t in peers if t.metadata.name != trial.metadata.name and t.spec.purpose == "search"]
-    other_curves = [_points(t.status.curve) for t in others if t.status.curve]
+    points = {t.metadata.name: _points(t.status.curve) for t in others if t.status.curve}
+    other_curves = list(points.values())
     if rule.rule == "median":
         decision = MedianRule(rule.start_step, rule.min_trials, rule.interval, objective=s.strategy).decide(
             _points(curve), other_curves, s.direction
         )
     else:
-        finished = [_points(t.status.curve) for t in others if t.status.phase == "Succeeded" and t.status.curve]
+        finished = [points[t.metadata.name] for t in others if t.status.phase == "Succeeded" and t.status.curve]
         decision = CurveFitRule(
             final_step=s.max_steps, probability=rule.probability, margin=rule.margin,
             start_step=rule.start_step, min_trials=rule.min_trials, interval=rule.interval,

@@ -115,10 +115,17 @@ class CurveFitRule:
         step = mine[-1][0]
         if step < self.start_step or step >= self.final_step or (step - self.start_step) % self.interval:
             return None
-        peers = [p for p in (oriented(c, direction) for c in others) if p]
+        seen: dict[int, list[tuple[int, float]]] = {}  # finished curves are usually among the others too
+
+        def orient(c: Curve) -> list[tuple[int, float]]:
+            if id(c) not in seen:
+                seen[id(c)] = oriented(c, direction)
+            return seen[id(c)]
+
+        peers = [p for p in map(orient, others) if p]
         if len(peers) < self.min_trials:
             return None
-        done = [d for d in (oriented(c, direction) for c in (finished or [])) if d]
+        done = [d for d in map(orient, finished or []) if d]
         values = [v for c in [mine, *peers, *done] for _, v in c]
         scale = Scale.of(values, direction)
         raw = predict_final(mine, self.final_step, scale.floor)
