@@ -7,6 +7,7 @@ import logging
 import os
 
 import kopf
+import kubernetes
 from prometheus_client import start_http_server
 
 from .controller.handlers import OperatorConfig, register
@@ -55,9 +56,17 @@ def main(args: argparse.Namespace) -> int:
         namespaces: list[str] = []
     else:
         namespaces = [n for n in args.namespace or os.environ.get("KUBETUNE_WATCH_NAMESPACES", "").split(",") if n]
-    registry, settings = build(args)
+    try:
+        registry, settings = build(args)
+    except kubernetes.config.ConfigException as e:
+        raise SystemExit(f"error: no cluster to connect to ({e}); set KUBECONFIG, or run in a pod "
+                         "with a service account") from None
     if args.metrics_port:
-        start_http_server(args.metrics_port, registry=REGISTRY)
+        try:
+            start_http_server(args.metrics_port, registry=REGISTRY)
+        except OSError as e:
+            raise SystemExit(f"error: cannot serve metrics on port {args.metrics_port}: {e.strerror} "
+                             "(--metrics-port 0 turns them off)") from None
     asyncio.run(kopf.operator(
         registry=registry,
         settings=settings,

@@ -93,3 +93,32 @@ async def test_report_and_adopt_reach_a_round_on_the_cluster(world, kubeconfig, 
     assert study["status"]["adopted"][0]["round"] == "r1" and study["status"]["adopted"][0]["trial"] == best["name"]
     assert study["status"]["baseline"]["learning_rate"] == best["parameters"]["learning_rate"]
     assert study["spec"]["baseline"] == study_manifest()["spec"]["baseline"]
+
+
+def test_the_operator_command_says_what_is_missing_instead_of_a_traceback(tmp_path):
+    import socket
+
+    import yaml
+
+    def operator(*args: str, kubeconfig: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "KUBECONFIG": kubeconfig}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        return subprocess.run([sys.executable, "-m", "kubetune.cli", "operator", "-n", NS, "--health-port", "0", *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    res = operator("--metrics-port", "0", kubeconfig=str(tmp_path / "none"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "error: no cluster to connect to" in res.stderr and "set KUBECONFIG" in res.stderr
+    config = tmp_path / "kubeconfig"  # a valid file; the server is never reached before the port is taken
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "users": [{"name": "u", "user": {}}],
+    }))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = operator("--metrics-port", str(port), kubeconfig=str(config))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert f"error: cannot serve metrics on port {port}" in res.stderr
