@@ -13,10 +13,14 @@ def _crds(args: argparse.Namespace) -> int:
     if args.output:
         for target in args.output:
             out = Path(target)
-            out.mkdir(parents=True, exist_ok=True)
-            for name, text in rendered.items():
-                (out / name).write_text(text)
-                print(f"wrote {out / name}")
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                for name, text in rendered.items():
+                    (out / name).write_text(text)
+                    print(f"wrote {out / name}")
+            except OSError as e:
+                print(f"error: cannot write the CRDs to {out}: {e.strerror}", file=sys.stderr)
+                return 2
     else:
         sys.stdout.write("---\n".join(rendered.values()))
     return 0

@@ -293,3 +293,14 @@ def test_the_quickstart_trains_the_real_model(tmp_path):
     assert r["status"]["phase"] == "Succeeded" and r["status"]["bestValue"] < 0.5  # a real model learned digits
     a = r["status"]["analysis"]
     assert a["isolation"] and a["reruns"]["groups"] and a["bestTrials"]
+
+
+def test_crds_are_written_where_asked_or_a_clear_error(tmp_path):
+    res = kubetune("crds", "-o", str(tmp_path / "crds"))
+    assert res.returncode == 0, res.stderr
+    for path in (ROOT / "crds").glob("*.yaml"):  # what the chart and `kubectl apply` install
+        assert (tmp_path / "crds" / path.name).read_text() == path.read_text()
+    (tmp_path / "a-file").write_text("mine")
+    res = kubetune("crds", "-o", str(tmp_path / "a-file"))
+    assert res.returncode == 2 and "cannot write the CRDs to" in res.stderr and "Traceback" not in res.stderr
+    assert (tmp_path / "a-file").read_text() == "mine"
