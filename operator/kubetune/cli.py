@@ -73,6 +73,17 @@ def _adopt(args: argparse.Namespace) -> int:
     return adopt_cli(args)
 
 
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds (a poll of 0 would spin a core)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetune", description="Hyperparameter tuning, the whole process.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="Study and Round manifests (files or directories)")
     p.add_argument("--round", help="which Round to run when the files hold several")
     p.add_argument("--output", "-o", help="where state, results and the report go (default: ./kubetune-runs/<round>)")
-    p.add_argument("--poll", type=float, default=0.5, help="seconds between metric scrapes (default 0.5)")
+    p.add_argument("--poll", type=seconds, default=0.5, help="seconds between metric scrapes (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar; one line per finished trial")
     p.set_defaults(func=_run)
 
@@ -101,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--health-port", type=int, default=8080, help="liveness/readiness probes (0: off)")
     p.add_argument("--metrics-port", type=int, default=9100, help="operator metrics (0: off)")
     p.add_argument("--peering", default="kubetune", help="kopf peering name for HA ('' for standalone)")
-    p.add_argument("--poll", type=float, default=15.0, help="seconds between metric polls of running trials")
+    p.add_argument("--poll", type=seconds, default=15.0, help="seconds between metric polls of running trials")
     p.set_defaults(func=_operator)
 
     p = sub.add_parser("report", help="write the HTML report of a Round")

@@ -304,3 +304,11 @@ def test_crds_are_written_where_asked_or_a_clear_error(tmp_path):
     res = kubetune("crds", "-o", str(tmp_path / "a-file"))
     assert res.returncode == 2 and "cannot write the CRDs to" in res.stderr and "Traceback" not in res.stderr
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_poll_interval_must_be_a_positive_number_of_seconds(tmp_path):
+    manifest = write_manifests(tmp_path)
+    for bad in ("nan", "0", "-1"):  # nan crashed the run; 0 and below spun a core
+        res = kubetune("run", str(manifest), "--output", str(tmp_path / "o"), "--poll", bad)
+        assert res.returncode == 2 and f"expected a positive number of seconds, not '{bad}'" in res.stderr
+        assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
