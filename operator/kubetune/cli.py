@@ -27,7 +27,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .api.validation import describe, problems
+    from .api.validation import describe, foreign, problems
     from .manifests import ManifestError, load_documents
 
     try:
@@ -37,8 +37,11 @@ def _validate(args: argparse.Namespace) -> int:
         return 2
     bad = 0
     for path, doc in docs:
-        found = problems(doc)
         what = describe(doc)
+        if foreign(doc):
+            print(f"{path}: {what} ({doc['apiVersion']}) skipped: not a kubetune object")
+            continue
+        found = problems(doc)
         if found:
             bad += 1
             print(f"{path}: {what} is invalid:")

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from .api import Round, Study
-from .api.validation import InvalidManifest, Problem, parse
+from .api.validation import InvalidManifest, Problem, foreign, parse
 
 
 class ManifestError(ValueError):
@@ -46,6 +46,8 @@ def load_study_and_round(paths: list[str | Path], round_name: str | None = None)
     studies: dict[str, Study] = {}
     rounds: list[Round] = []
     for f, doc in load_documents(paths):
+        if foreign(doc):
+            continue  # a GitOps folder also holds other objects
         try:
             obj = parse(doc)
         except InvalidManifest as e:

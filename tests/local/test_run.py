@@ -312,3 +312,22 @@ def test_a_poll_interval_must_be_a_positive_number_of_seconds(tmp_path):
         res = kubetune("run", str(manifest), "--output", str(tmp_path / "o"), "--poll", bad)
         assert res.returncode == 2 and f"expected a positive number of seconds, not '{bad}'" in res.stderr
         assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_gitops_folder_with_other_objects_validates_and_runs_what_is_ours(tmp_path):
+    folder = tmp_path / "gitops"
+    folder.mkdir()
+    write_manifests(folder, max_trials=2, steps=4)
+    (folder / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [fast.yaml]\n")
+    (folder / "config.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: data}\ndata: {a: b}\n")
+    res = kubetune("validate", str(folder))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ConfigMap 'data' (v1) skipped: not a kubetune object" in res.stdout
+    assert "Round 'fast-r' is valid" in res.stdout and "Study 'fast' is valid" in res.stdout
+    res = kubetune("run", str(folder), "--output", str(tmp_path / "o"), "--poll", "0.1", "--quiet")
+    assert res.returncode == 0 and "Round fast-r Succeeded" in res.stdout, res.stdout + res.stderr
+    # our kinds under another apiVersion are mistakes, not someone else's objects
+    (folder / "typo.yaml").write_text("apiVersion: kubetune.io/v1\nkind: Study\nmetadata: {name: typo}\n")
+    res = kubetune("validate", str(folder))
+    assert res.returncode == 1 and "apiVersion: expected kubetune.io/v1alpha1, got 'kubetune.io/v1'" in res.stdout

@@ -52,6 +52,17 @@ def describe(manifest: Any) -> str:
 _MODELS: dict[str, type[Model]] = {m.KIND: m for m in RESOURCES}  # type: ignore[attr-defined]
 
 
+def foreign(manifest: Any) -> bool:
+    """Another API's object (a ConfigMap, a Kustomization in the same GitOps folder): not
+    ours to judge. Our kinds under a wrong apiVersion, and documents that are no
+    Kubernetes object at all, are ours: they are mistakes to report."""
+    if not isinstance(manifest, dict):
+        return False
+    api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+    return (isinstance(api_version, str) and isinstance(kind, str) and kind not in _MODELS
+            and api_version.split("/")[0] != API_VERSION.split("/")[0])
+
+
 def _as_jsonschema(node: Any) -> Any:
     """The structural schema as draft-2020 JSON Schema with Kubernetes' semantics:
     unknown fields are errors (kubectl's strict field validation), preserved ones are not."""
