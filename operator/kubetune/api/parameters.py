@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -135,6 +135,22 @@ def _scalar(value: Any, field: str) -> Scalar:
             raise ValueError(f"{value} is not a finite number")
         return value
     raise ValueError(f"{value!r} is not a string, number or boolean")
+
+
+def check_env_name(name: str, others: Iterable[str], where: str | None = None) -> None:
+    """Refuse a parameter name that differs from another only in case: a trial reads both
+    from the same environment variable, KUBETUNE_PARAM_<NAME>."""
+    for other in others:
+        if other != name and other.upper() == name.upper():
+            raise ValueError(f"{where or name}: '{name}' and '{other}' differ only in case; a trial would read "
+                             f"both from KUBETUNE_PARAM_{name.upper()}")
+
+
+def check_env_names(values: dict[str, Any]) -> dict[str, Any]:
+    """A map of parameter values (a baseline, a Round's fixed values) whose names differ in more than case."""
+    for i, key in enumerate(values):
+        check_env_name(key, list(values)[:i])
+    return values
 
 
 def check_scalar_map(values: dict[str, Any], field: str) -> dict[str, Scalar]:

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, ObjectRef
-from .parameters import Parameter, check_scalar_map
+from .parameters import Parameter, check_env_name, check_env_names, check_scalar_map
 from .settings import Algorithm, Budget, EarlyStopping, Reruns
 
 PARAMETER_LIST_EXTRA: dict[str, Any] = {
@@ -91,7 +91,16 @@ class RoundSpec(Model):
     @field_validator("fixed")
     @classmethod
     def _fixed_scalars(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_scalar_map(v, "fixed")
+        return check_env_names(check_scalar_map(v, "fixed"))
+
+    @model_validator(mode="after")
+    def _env_names_distinct(self) -> "RoundSpec":
+        seen: list[str] = list(self.fixed)  # fixed names are checked among themselves already
+        for group in ("scientific", "nuisance"):
+            for i, p in enumerate(getattr(self, group)):
+                check_env_name(p.name, seen, f"{group}[{i}].name")
+                seen.append(p.name)
+        return self
 
     @model_validator(mode="after")
     def _conditions_refer_to_known_values(self) -> "RoundSpec":

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, Scalar
-from .parameters import check_scalar_map
+from .parameters import check_env_names, check_scalar_map
 from .settings import RoundDefaults
 
 METRIC_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
@@ -110,7 +110,7 @@ class StudySpec(Model):
     @field_validator("baseline")
     @classmethod
     def _baseline_scalars(cls, v: dict[str, Any]) -> dict[str, Scalar]:
-        return check_scalar_map(v, "baseline")
+        return check_env_names(check_scalar_map(v, "baseline"))
 
 
 class Adoption(Model):
