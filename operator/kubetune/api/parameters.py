@@ -148,8 +148,9 @@ def check_env_name(name: str, others: Iterable[str], where: str | None = None) -
 
 def check_env_names(values: dict[str, Any]) -> dict[str, Any]:
     """A map of parameter values (a baseline, a Round's fixed values) whose names differ in more than case."""
-    for i, key in enumerate(values):
-        check_env_name(key, list(values)[:i])
+    names = list(values)
+    for i, name in enumerate(names):
+        check_env_name(name, names[:i])
     return values
 
 
