@@ -78,6 +78,11 @@ class LocalPod:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
+    def termination_message(self) -> str | None:
+        """What the process left at its termination-message path, as the kubelet reads it
+        (bytes that are not UTF-8 replaced, not fatal)."""
+        return self.termination.read_text(errors="replace") if self.termination.exists() else None
+
     def view(self) -> PodView:
         if self.proc is None:
             return PodView(name=self.name, phase="Pending", waiting_reason="CreateContainerError",
@@ -87,7 +92,7 @@ class LocalPod:
             self._escalate()
             return PodView(name=self.name, phase="Running")
         self._log.close()
-        message = self.termination.read_text(errors="replace") if self.termination.exists() else None
+        message = self.termination_message()
         if message is None:
             message = _tail(self.log_path)
         return PodView(

@@ -110,9 +110,9 @@ class LocalRun:
         if got and metric in got[1]:
             step, metrics = got
             points.append(CurvePoint(step=step, value=metrics[metric]))
-        elif not pod.running and pod.termination.exists():
+        elif not pod.running and (message := pod.termination_message()) is not None:
             # the last point of a run that ended between two scrapes
-            doc = read_termination(pod.termination.read_text(errors="replace"))
+            doc = read_termination(message)
             value = (doc.get("last") or {}).get(metric)
             if isinstance(value, (int, float)) and isinstance(doc.get("step"), int):
                 points.append(CurvePoint(step=doc["step"], value=float(value)))
