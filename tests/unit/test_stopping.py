@@ -260,6 +260,14 @@ def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped
     # trials that have not reached the step do not count towards the median
     early = [c[:8] for c in running]
     assert rule.decide(trial, done + early, "minimize", done) is not None
+    # nor do trials stopped at the step: the median is of those that went on past it, as in
+    # optuna's MedianPruner (with one worker most trials stop at the first decision)
+    stopped_here = [c[:10] for c in running]
+    d = rule.decide(trial, done + stopped_here, "minimize", done)
+    assert d is not None and d.evidence["median"] < 0.52
+    # until five have gone on past it, the trials that reached it count
+    a = rule.assess(trial, done[-4:] + stopped_here, "minimize", done)
+    assert a is not None and a.median is None and a.threshold == p / 2
     # maximized: the same trial as an accuracy, with the median in the metric's own terms
     acc = lambda c: [(s, 1 - v) for s, v in c]  # noqa: E731
     d = rule.decide(acc(trial), [acc(c) for c in done], "maximize", [acc(c) for c in done])

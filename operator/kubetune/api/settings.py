@@ -107,9 +107,10 @@ class EarlyStopping(Model):
         lt=1,
         description=(
             "curvefit: the threshold instead of probability for a trial whose best value so far is worse than "
-            "the median of the other trials that reached the same step (default 0.2; never below probability, "
-            "0 turns it off). Finished trials, which calibrate the probability, are survivors; where a trial "
-            "stands among all trials at its step is a second opinion that does not depend on who finished."
+            "the median of the other trials that went on past the same step (of those that reached it while "
+            "fewer than five went past; default 0.2; never below probability, 0 turns it off). Finished trials, "
+            "which calibrate the probability, are survivors; where a trial stands among the trials at its step "
+            "is a second opinion that does not depend on who finished."
         ),
     )
     leader_probability: float | None = Field(

@@ -16,9 +16,9 @@ with three changes that measured curves ask for:
 - bounded metrics (a loss above 0, an accuracy below 1) are modelled as such, and on a
   quantized metric reaching the best value's level counts as beating it;
 - the threshold depends on where the trial stands among the other trials at its step: a
-  trial worse than the median of those that reached the step is stopped at a higher
-  chance (`median_probability`), one among the best tenth of them only at a lower one
-  (`leader_probability`). The calibration learns from finished trials only, and with few
+  trial worse than the median of those that went on past the step is stopped at a higher
+  chance (`median_probability`), one among the best tenth of all the trials at its step
+  only at a lower one (`leader_probability`). The calibration learns from finished trials only, and with few
   workers most trials are stopped, so those are survivors: a middling trial's look-alikes
   are the worst of them, which went on to improve anyway, while a leader's are few. Where
   a trial stands does not depend on who finished: it is a second opinion. With the last
@@ -75,8 +75,9 @@ class CurveFitRule:
     final_step: the step training ends at (the Study's or Round's maxSteps).
     probability: stop when P(beat the best) falls below this.
     median_probability: the threshold instead, for a trial that stands worse than the
-        median of the other trials that reached its step (at least MEDIAN_PEERS of them);
-        never below `probability`, 0 turns it off. Not with objective "last": the others'
+        median of the other trials that went on past its step (at least MEDIAN_PEERS of
+        them; while fewer did, of those that reached it); never below `probability`, 0
+        turns it off. Not with objective "last": the others'
         latest values are not their objectives.
     leader_probability: the threshold instead, for a trial that stands better than all but
         a tenth of the other trials at its step (where they stood up to it, at least
@@ -208,11 +209,17 @@ def _standing(
     position: float, peers: list[list[tuple[int, float]]], step: int, strategy: Strategy
 ) -> tuple[float | None, bool]:
     """Where the trial stands at `step` among its peers, each where it stood on the
-    objective up to the step (lower is better): the median of the peers that reached the
-    step, when the trial is worse than it (else None); and whether it is better than all
-    but a tenth of them all (stopped trials count where they stopped)."""
-    levels = [(v, p[-1][0] >= step) for p in peers if (v := level(p, step, strategy)) is not None]
-    reached = [v for v, r in levels if r]
+    objective up to the step (lower is better): the median of the peers that went on past
+    the step (of those that reached it while fewer than MEDIAN_PEERS went past), when the
+    trial is worse than it (else None); and whether it is better than all but a tenth of
+    them all (stopped trials count where they stopped).
+
+    The median leaves out the trials stopped at the step, as optuna's MedianPruner and
+    Vizier's rule compare with trials that went on: with one worker most trials are
+    stopped at the first decision, and counting them put the median among the hopeless."""
+    levels = [(v, p[-1][0]) for p in peers if (v := level(p, step, strategy)) is not None]
+    passed = [v for v, last in levels if last > step]
+    reached = passed if len(passed) >= MEDIAN_PEERS else [v for v, last in levels if last >= step]
     median = statistics.median(reached) if len(reached) >= MEDIAN_PEERS else None
     leader = len(levels) >= LEADER_PEERS and sum(1 for v, _ in levels if v < position) < LEADERS * len(levels)
     return (median if median is not None and position > median else None), leader
