@@ -16,10 +16,20 @@ from ..workload import trial_env, training_container_spec
 GRACE_SECONDS = 10.0
 
 
-def free_port() -> int:
+def _any_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port(taken: frozenset[int] | set[int] = frozenset()) -> int:
+    """A free port on 127.0.0.1 that is not one of `taken`: the ports handed to trials
+    that have not bound theirs yet are free too, and the kernel may offer one again."""
+    for _ in range(100):
+        port = _any_port()
+        if port not in taken:
+            return port
+    raise OSError("no free port on 127.0.0.1 outside those given to running trials")
 
 
 def command_of(study: Study) -> list[str]:
@@ -39,9 +49,10 @@ def command_of(study: Study) -> list[str]:
 class LocalPod:
     """One attempt of a trial, running as a process group of its own."""
 
-    def __init__(self, name: str, study: Study, trial: Trial, logs: Path, pods: Path):
+    def __init__(self, name: str, study: Study, trial: Trial, logs: Path, pods: Path,
+                 taken: frozenset[int] | set[int] = frozenset()):
         self.name = name
-        self.port = free_port()
+        self.port = free_port(taken)  # taken: the ports of the other running trials
         self.termination = pods / f"{name}.term"
         self.termination.unlink(missing_ok=True)
         container = training_container_spec(study)

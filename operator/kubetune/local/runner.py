@@ -96,7 +96,10 @@ class LocalRun:
         if tp.delete_pod and tp.delete_pod in self.pods:
             self.pods[tp.delete_pod].terminate()
         if tp.create_pod:
-            self.pods[tp.create_pod] = LocalPod(tp.create_pod, self.study, trial, self.store.logs, self.store.pods)
+            taken = {p.port for p in self.pods.values() if p.running}
+            self.pods[tp.create_pod] = LocalPod(
+                tp.create_pod, self.study, trial, self.store.logs, self.store.pods, taken
+            )
             trial.status.phase = "Running"  # a local process starts at once
             trial.status.start_time = trial.status.start_time or rfc3339(now)
         if trial.status.phase != before and trial.status.phase in FINISHED:
