@@ -28,7 +28,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from .api.validation import describe, foreign, problems
-    from .manifests import ManifestError, load_documents
+    from .manifests import ManifestError, clashes_between, load_documents
 
     try:
         docs = load_documents(args.paths)
@@ -49,7 +49,10 @@ def _validate(args: argparse.Namespace) -> int:
                 print(f"  - {p}")
         else:
             print(f"{path}: {what} is valid")
-    return 1 if bad else 0
+    clashes = clashes_between(docs)
+    for path, round_name, clash in clashes:
+        print(f"{path}: Round {round_name} does not fit its Study: {clash}")
+    return 1 if bad or clashes else 0
 
 
 def _run(args: argparse.Namespace) -> int:

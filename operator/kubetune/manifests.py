@@ -8,6 +8,7 @@ import yaml
 
 from .api import Round, Study
 from .api.validation import InvalidManifest, Problem, foreign, parse
+from .space import name_clashes
 
 
 class ManifestError(ValueError):
@@ -67,7 +68,36 @@ def load_study_and_round(paths: list[str | Path], round_name: str | None = None)
         raise ManifestError(
             f"Round {rnd.metadata.name!r} refers to Study {rnd.spec.study_ref.name!r}, which none of the files defines"
         )
+    clashes = name_clashes(study, rnd.spec)
+    if clashes:
+        raise ManifestError(f"Round {rnd.metadata.name!r}: " + "; ".join(clashes))
     return study, rnd
 
 
-__all__ = ["ManifestError", "load_documents", "load_study_and_round", "InvalidManifest", "Problem"]
+def clashes_between(docs: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, str, str]]:
+    """(file, Round, what clashes) for every valid Round whose parameter names clash with
+    the baseline of a valid Study among the same documents: each is fine alone, the
+    pair is not (the API server sees them one at a time; the operator says so in the
+    Round's Ready condition)."""
+    studies: dict[tuple[str, str], Study] = {}
+    rounds: list[tuple[Path, Round]] = []
+    for f, doc in docs:
+        if foreign(doc):
+            continue
+        try:
+            obj = parse(doc)
+        except InvalidManifest:
+            continue  # reported on its own
+        if isinstance(obj, Study):
+            studies[(obj.metadata.namespace or "", obj.metadata.name)] = obj
+        elif isinstance(obj, Round):
+            rounds.append((f, obj))
+    out = []
+    for f, rnd in rounds:
+        study = studies.get((rnd.metadata.namespace or "", rnd.spec.study_ref.name))
+        for clash in name_clashes(study, rnd.spec) if study else []:
+            out.append((f, rnd.metadata.name, clash))
+    return out
+
+
+__all__ = ["ManifestError", "clashes_between", "load_documents", "load_study_and_round", "InvalidManifest", "Problem"]

@@ -114,6 +114,31 @@ def current_baseline(study: Study) -> dict[str, Scalar]:
     return {**study.spec.baseline, **study.status.baseline}
 
 
+class ParameterNameClash(ValueError):
+    """A Round names a parameter the Study's baseline spells in another case."""
+
+
+def name_clashes(study: Study, round_spec: RoundSpec) -> list[str]:
+    """The Round's parameter names (searched or fixed) that the baseline in force spells
+    in another case: a trial would read both from one KUBETUNE_PARAM_<NAME> variable,
+    while its KUBETUNE_PARAMS carried both, the baseline's value under the other name.
+    (Within a Round and within a baseline the API refuses such names already.)"""
+    baseline = {name.upper(): name for name in current_baseline(study)}
+    mine = [p.name for p in SearchSpace.of(round_spec).parameters] + list(round_spec.fixed)
+    return [
+        f"the Round's parameter '{name}' and the Study baseline's '{baseline[name.upper()]}' differ only in "
+        f"case; a trial would read both from KUBETUNE_PARAM_{name.upper()}: spell them alike"
+        for name in mine if baseline.get(name.upper(), name) != name
+    ]
+
+
+def check_names(study: Study, round_spec: RoundSpec) -> None:
+    """Refuse a Round whose parameter names clash with the Study's baseline (see name_clashes)."""
+    found = name_clashes(study, round_spec)
+    if found:
+        raise ParameterNameClash("; ".join(found))
+
+
 def effective_parameters(study: Study | StudySpec, round_spec: RoundSpec, sampled: dict[str, Any]) -> dict[str, Scalar]:
     """Study baseline (as adopted so far), overridden by the Round's fixed values,
     overridden by sampled values.

@@ -70,6 +70,9 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
     orphan = round_manifest(name="orphan")
     orphan["spec"]["studyRef"]["name"] = "missing"
     await create(api, orphan)
+    clash = round_manifest(name="clash")  # valid alone, but the baseline spells it learning_rate
+    clash["spec"]["nuisance"][0]["name"] = "Learning_Rate"
+    await create(api, clash)
     await create(api, study_manifest())
     await create(api, round_manifest(name="good", max_trials=2, parallelism=2))
     await wait_for(lambda: _status(api, "rounds", "good").get("phase") == "Succeeded", 60, "the good Round")
@@ -80,7 +83,9 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
     assert ready("bad")["status"] == "False" and ready("bad")["reason"] == "InvalidSpec"
     assert "spec.nuisance[0].min: min must be less than max" in ready("bad")["message"]
     assert ready("orphan")["reason"] == "StudyNotFound"
-    assert not [t for t in live(api, "trials") if t.startswith(("bad-", "orphan-"))]
+    assert ready("clash")["status"] == "False" and ready("clash")["reason"] == "ParameterNameClash"
+    assert "'Learning_Rate' and the Study baseline's 'learning_rate' differ only in case" in ready("clash")["message"]
+    assert not [t for t in live(api, "trials") if t.startswith(("bad-", "orphan-", "clash-"))]
     assert op.task is not None and not op.task.done()
 
 

@@ -173,6 +173,22 @@ def test_bad_manifests_get_the_same_clear_errors_as_on_the_cluster(tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr
 
 
+def test_a_round_spelling_a_baseline_parameter_in_another_case_is_refused_before_it_runs(tmp_path):
+    manifest = write_manifests(tmp_path)
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[1]["spec"]["nuisance"][0]["name"] = "Learning_Rate"  # the baseline says learning_rate
+    manifest.write_text(yaml.safe_dump_all(docs))
+    # each is valid alone; together a trial would read both from KUBETUNE_PARAM_LEARNING_RATE
+    res = kubetune("validate", str(manifest))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Round 'fast-r' is valid" in res.stdout
+    assert ("Round fast-r does not fit its Study: the Round's parameter 'Learning_Rate' and the Study "
+            "baseline's 'learning_rate' differ only in case") in res.stdout
+    res = kubetune("run", str(manifest), "--output", str(tmp_path / "o"))
+    assert res.returncode == 2 and "'Learning_Rate'" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_manifest_that_is_not_utf8_text_is_a_clear_error(tmp_path):
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes("metadata: {name: caf\u00e9}\n".encode("latin-1"))

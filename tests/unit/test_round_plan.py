@@ -134,3 +134,24 @@ def test_gp_without_pytorch_says_what_to_install(monkeypatch):
     trials = [trial(i, {"learning_rate": 10 ** -(i + 1)}, "Succeeded", float(i)) for i in range(3)]
     with pytest.raises(AlgorithmUnavailable, match=r"kubetune\[gp\]"):
         plan_round(study(), rnd, trials, NOW)
+
+
+def test_a_round_that_spells_a_baseline_parameter_in_another_case_creates_nothing():
+    from kubetune.space import ParameterNameClash, name_clashes
+
+    # the baseline says learning_rate and optimizer; the Round searches LEARNING_RATE and fixes Optimizer:
+    # each trial would carry the baseline's values under the baseline's names in KUBETUNE_PARAMS
+    rnd = round_(nuisance=[{"name": "LEARNING_RATE", "type": "float", "min": 1e-4, "max": 1.0, "log": True}],
+                 fixed={"Optimizer": "adam"})
+    found = name_clashes(study(), rnd.spec)
+    assert len(found) == 2 and "'LEARNING_RATE'" in found[0] and "'learning_rate'" in found[0]
+    assert "KUBETUNE_PARAM_OPTIMIZER" in found[1]
+    with pytest.raises(ParameterNameClash, match="differ only in case"):
+        plan_round(study(), rnd, [], NOW)
+    # the same names spelled alike override the baseline, as documented
+    assert name_clashes(study(), round_(fixed={"optimizer": "adam"}).spec) == []
+    # the baseline in force counts, adopted values included
+    adopted = study(baseline={})
+    adopted.status.baseline = {"Dropout": 0.1}
+    assert name_clashes(adopted, round_(fixed={"dropout": 0.2}).spec)
+    assert name_clashes(study(baseline={}), round_(fixed={"dropout": 0.2}).spec) == []

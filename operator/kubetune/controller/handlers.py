@@ -28,6 +28,7 @@ from ..core.stopping_policy import stop_decision
 from ..core.trial_plan import end_trial, plan_trial
 from ..metrics import operator_metrics as m
 from ..sampling import AlgorithmUnavailable
+from ..space import ParameterNameClash
 from ..metrics.prometheus import PrometheusClient, PrometheusError
 from ..workload import render_pod, training_container
 from .adoption import plan_study_status
@@ -234,6 +235,9 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         plan = plan_round(study, rnd, trials, now)
     except AlgorithmUnavailable as e:
         _set_ready_false(patch, raw, "AlgorithmUnavailable", str(e), now)
+        return
+    except ParameterNameClash as e:  # the baseline can change under a Round (adoption, an edit)
+        _set_ready_false(patch, raw, "ParameterNameClash", str(e), now)
         return
     for t in plan.create:
         body = t.wire()

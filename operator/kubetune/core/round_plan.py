@@ -15,7 +15,7 @@ from ..api.common import ObjectMeta, ObjectRef, get_condition, rfc3339, set_cond
 from ..api.round import BestTrial, RoundStatus, TrialCounts
 from ..memo import Memo
 from ..sampling import Observation, Suggester
-from ..space import SearchSpace, effective_parameters
+from ..space import SearchSpace, check_names, effective_parameters
 from .settings import RoundSettings, resolve
 
 ACTIVE = ("Pending", "Running")
@@ -99,6 +99,10 @@ def suggester_for(study: Study, rnd: Round, s: RoundSettings) -> Suggester:
 
 
 def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) -> RoundPlan:
+    """What a Round pass does. Raises ParameterNameClash (nothing is created) when the
+    Round's parameter names clash with the Study's baseline in force, and
+    AlgorithmUnavailable when the algorithm needs a library this installation lacks."""
+    check_names(study, rnd.spec)
     s = resolve(study, rnd)
     plan = RoundPlan()
     trials = sorted(trials, key=lambda t: t.spec.number)

@@ -24,6 +24,7 @@ from ..core.trial_plan import plan_trial, read_termination
 from ..core.curves import merge
 from ..manifests import ManifestError, load_study_and_round
 from ..sampling import AlgorithmUnavailable
+from ..space import ParameterNameClash
 from ..report.html import render_report
 from .interrupts import Interrupts
 from .process import LocalPod
@@ -171,7 +172,7 @@ def run_cli(args: argparse.Namespace) -> int:
             while not ctrl_c.requested and run.step():
                 progress.update(run.round, run.settings)
                 ctrl_c.sleep(run.poll)
-        except AlgorithmUnavailable as e:
+        except (AlgorithmUnavailable, ParameterNameClash) as e:
             run.interrupt()
             print(f"error: {e}", file=sys.stderr)
             return 2
