@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -42,20 +42,30 @@ def load_documents(paths: list[str | Path]) -> list[tuple[Path, dict[str, Any]]]
     return docs
 
 
+def _ours(docs: list[tuple[Path, dict[str, Any]]], strict: bool) -> Iterator[tuple[Path, Study | Round]]:
+    """The Studies and Rounds among the documents; other APIs' objects are skipped (a
+    GitOps folder holds them too), and an invalid one is an error, or (not strict) skipped."""
+    for f, doc in docs:
+        if foreign(doc):
+            continue
+        try:
+            obj = parse(doc)
+        except InvalidManifest as e:
+            if strict:
+                raise ManifestError(f"{f}: {e}") from None
+            continue
+        if isinstance(obj, (Study, Round)):
+            yield f, obj
+
+
 def load_study_and_round(paths: list[str | Path], round_name: str | None = None) -> tuple[Study, Round]:
     """The Study and the Round to run, validated as the API server would."""
     studies: dict[str, Study] = {}
     rounds: list[Round] = []
-    for f, doc in load_documents(paths):
-        if foreign(doc):
-            continue  # a GitOps folder also holds other objects
-        try:
-            obj = parse(doc)
-        except InvalidManifest as e:
-            raise ManifestError(f"{f}: {e}") from None
+    for _, obj in _ours(load_documents(paths), strict=True):
         if isinstance(obj, Study):
             studies[obj.metadata.name] = obj
-        elif isinstance(obj, Round):
+        else:
             rounds.append(obj)
     if round_name:
         rounds = [r for r in rounds if r.metadata.name == round_name]
@@ -81,16 +91,10 @@ def clashes_between(docs: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path,
     Round's Ready condition)."""
     studies: dict[tuple[str, str], Study] = {}
     rounds: list[tuple[Path, Round]] = []
-    for f, doc in docs:
-        if foreign(doc):
-            continue
-        try:
-            obj = parse(doc)
-        except InvalidManifest:
-            continue  # reported on its own
+    for f, obj in _ours(docs, strict=False):  # an invalid one is reported on its own
         if isinstance(obj, Study):
             studies[(obj.metadata.namespace or "", obj.metadata.name)] = obj
-        elif isinstance(obj, Round):
+        else:
             rounds.append((f, obj))
     out = []
     for f, rnd in rounds:
