@@ -76,10 +76,17 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(body))
 
 
+def _entries(index: Any, key: Any) -> list[dict[str, Any]]:
+    """A copy of an index's entries under `key`. Sync handlers run in threads while
+    kopf's event loop updates its index stores, so iterating a store itself while
+    parsing each entry failed now and then with 'dictionary changed size during
+    iteration'; list() copies it in one step under the GIL."""
+    return list(index.get(key, ()))
+
+
 def _one(index: Any, key: Any) -> dict[str, Any] | None:
-    for item in index.get(key, []):
-        return item
-    return None
+    found = _entries(index, key)
+    return found[0] if found else None
 
 
 def _status_dict(model: Any) -> dict[str, Any]:
@@ -192,7 +199,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
             _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, found)), now)
             return
         study = Study.model_validate(raw)
-        rounds = [Round.model_validate(r) for r in round_index.get((namespace, name), []) if not problems(r)]
+        rounds = [Round.model_validate(r) for r in _entries(round_index, (namespace, name)) if not problems(r)]
         _write_status(patch, raw.get("status"), plan_study_status(study, rounds, now))
 
 
@@ -230,7 +237,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         owner = _owner(study_raw, "Study")
         owner["controller"] = False  # the user owns the Round's spec; the Study only cascades deletion
         patch.meta["ownerReferences"] = [*refs, owner]
-    trials = cfg.trials.of(trial_index.get((namespace, name), []))
+    trials = cfg.trials.of(_entries(trial_index, (namespace, name)))
     try:
         plan = plan_round(study, rnd, trials, now)
     except AlgorithmUnavailable as e:
@@ -267,13 +274,13 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     now = cfg.clock()
     trial = Trial.model_validate(raw)
     study_raw = _one(study_index, (namespace, trial.spec.study_ref.name))
-    round_raw = next((r for r in round_index.get((namespace, trial.spec.study_ref.name), [])
+    round_raw = next((r for r in _entries(round_index, (namespace, trial.spec.study_ref.name))
                       if r["metadata"]["name"] == trial.spec.round_ref.name), None)
     if study_raw is None or round_raw is None:
         return  # being deleted with its Round, or the Study is gone: nothing to run against
     study, rnd = Study.model_validate(study_raw), Round.model_validate(round_raw)
     s = resolve(study, rnd)
-    pods = [p for p in pod_index.get((namespace, trial.metadata.name), [])]
+    pods = _entries(pod_index, (namespace, trial.metadata.name))
     pod = next((p for p in pods if p["metadata"]["name"] == trial.status.pod_name), None)
     container = training_container(study)
     view = pod_view(pod, container) if pod else None
@@ -297,7 +304,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
                                        f"{e}; final results will still be read from the pod's termination message", now)
     stop = None
     if curve and view is not None and view.phase == "Running" and trial.status.phase == "Running":
-        peers = cfg.trials.of(trial_index.get((namespace, rnd.metadata.name), []))
+        peers = cfg.trials.of(_entries(trial_index, (namespace, rnd.metadata.name)))
         stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)
     plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, strategy=s.strategy,
                       max_retries=s.max_retries, now=now, curve=curve, stop=stop)
