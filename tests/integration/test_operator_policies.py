@@ -60,7 +60,7 @@ async def test_a_diverged_trial_is_infeasible_not_failed(world):
     assert counts["infeasible"] == 2 and counts["failed"] == 0
 
 
-async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
+async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, caplog):
     api = world["api"]
     op = await start_operator(world)
     # the emulator does not validate, so this reaches the operator as a buggy admission chain would let it
@@ -74,6 +74,12 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
     clash["spec"]["nuisance"][0]["name"] = "Learning_Rate"
     await create(api, clash)
     await create(api, study_manifest())
+    # a Trial made by hand in the good Round, with parameters no Round could have sampled
+    await create(api, {
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial", "metadata": {"name": "by-hand", "namespace": NS},
+        "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "good"}, "number": 99, "seed": 1,
+                 "parameters": {"learning_rate": [0.1, 0.2]}},
+    })
     await create(api, round_manifest(name="good", max_trials=2, parallelism=2))
     await wait_for(lambda: _status(api, "rounds", "good").get("phase") == "Succeeded", 60, "the good Round")
 
@@ -86,6 +92,14 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world):
     assert ready("clash")["status"] == "False" and ready("clash")["reason"] == "ParameterNameClash"
     assert "'Learning_Rate' and the Study baseline's 'learning_rate' differ only in case" in ready("clash")["message"]
     assert not [t for t in live(api, "trials") if t.startswith(("bad-", "orphan-", "clash-"))]
+    # the hand-made Trial is not the good Round's business, and says why it is not run
+    assert _status(api, "rounds", "good")["progress"] == "2/2"
+    by_hand = {c["type"]: c for c in _status(api, "trials", "by-hand").get("conditions", [])}.get("Ready", {})
+    assert by_hand.get("status") == "False" and by_hand["reason"] == "InvalidSpec", _status(api, "trials", "by-hand")
+    assert "spec.parameters" in by_hand["message"] and not _status(api, "trials", "by-hand").get("podName")
+    # no handler raised on the way (kopf retries a handler that raises, and logs it)
+    crashed = [r.getMessage() for r in caplog.records if "failed with an exception" in r.getMessage()]
+    assert not crashed, crashed[:3]
     assert op.task is not None and not op.task.done()
 
 

@@ -272,6 +272,10 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
 def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,
                     study_index: Any, round_index: Any, trial_index: Any, pod_index: Any) -> None:
     now = cfg.clock()
+    found = problems(raw)
+    if found:  # made by hand: the schema lets parameters through that the model refuses
+        _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, found)), now)
+        return
     trial = Trial.model_validate(raw)
     study_raw = _one(study_index, (namespace, trial.spec.study_ref.name))
     round_raw = next((r for r in _entries(round_index, (namespace, trial.spec.study_ref.name))

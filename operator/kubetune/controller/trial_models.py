@@ -6,19 +6,38 @@ of its Trials; a Round can hold a thousand, and parsing them all each time cost 
 write, so a parse is reused exactly while the object is unchanged. The core never
 mutates a Trial it is given (it copies a status before changing it), which is what
 makes sharing the parsed objects safe.
+
+A Trial that does not parse (made by hand, with parameters no Round samples: the
+schema lets any parameter value through, the model does not) is left out, with one
+warning per version: one such Trial must not stop its Round and every peer's stop
+decisions. Its own reconcile says why in its Ready condition.
 """
 from __future__ import annotations
 
-from functools import partial
+import logging
 from typing import Any, Iterable, Mapping
+
+import pydantic
 
 from ..api import Trial
 from ..memo import Memo
 
+log = logging.getLogger("kubetune")
+
+
+def _parsed(body: Mapping[str, Any]) -> Trial | None:
+    try:
+        return Trial.model_validate(body)
+    except pydantic.ValidationError as e:
+        meta = body.get("metadata") or {}
+        log.warning("Trial %s/%s is left out: it is not a valid Trial (%s)", meta.get("namespace"), meta.get("name"),
+                    "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+        return None
+
 
 class TrialModels:
     def __init__(self) -> None:
-        self._memo: Memo[Trial] = Memo()  # keyed by (namespace, name), fingerprint: resourceVersion
+        self._memo: Memo[Trial | None] = Memo()  # keyed by (namespace, name), fingerprint: resourceVersion
 
     def of(self, bodies: Iterable[Mapping[str, Any]]) -> list[Trial]:
         out = []
@@ -26,10 +45,12 @@ class TrialModels:
             meta = body.get("metadata") or {}
             version = meta.get("resourceVersion")
             if not version:  # nothing tells a change apart: parse it every time
-                out.append(Trial.model_validate(body))
-                continue
-            key = (meta.get("namespace") or "", meta.get("name") or "")
-            out.append(self._memo.get(key, version, partial(Trial.model_validate, body)))
+                trial = _parsed(body)
+            else:
+                key = (meta.get("namespace") or "", meta.get("name") or "")
+                trial = self._memo.get(key, version, lambda: _parsed(body))
+            if trial is not None:
+                out.append(trial)
         return out
 
     def forget(self, namespace: str, name: str) -> None:
