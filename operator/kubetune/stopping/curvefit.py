@@ -18,12 +18,13 @@ with three changes that measured curves ask for:
 - the threshold depends on where the trial stands among the other trials at its step: a
   trial worse than the median of those that went on past the step is stopped at a higher
   chance (`median_probability`), one among the best tenth of all the trials at its step
-  only at a lower one (`leader_probability`). The calibration learns from finished trials only, and with few
-  workers most trials are stopped, so those are survivors: a middling trial's look-alikes
-  are the worst of them, which went on to improve anyway, while a leader's are few. Where
-  a trial stands does not depend on who finished: it is a second opinion. With the last
-  value as objective there is no median band: the others' latest values are not where
-  they will end (a fast learner at its low may overfit, a slow one is still coming down).
+  only at a lower one (`leader_probability`). The calibration learns from finished trials
+  only, and with few workers most trials are stopped, so those are survivors: a middling
+  trial's look-alikes are the worst of them, which went on to improve anyway, while a
+  leader's are few. Where a trial stands does not depend on who finished: it is a second
+  opinion. With the last value as objective there is no median band: the others' latest
+  values are not where they will end (a fast learner at its low may overfit, a slow one
+  is still coming down).
 Before enough trials have finished, the interval is a conservative default.
 """
 from __future__ import annotations
@@ -77,8 +78,8 @@ class CurveFitRule:
     median_probability: the threshold instead, for a trial that stands worse than the
         median of the other trials that went on past its step (at least MEDIAN_PEERS of
         them; while fewer did, of those that reached it); never below `probability`, 0
-        turns it off. Not with objective "last": the others'
-        latest values are not their objectives.
+        turns it off. Not with objective "last": the others' latest values are not their
+        objectives.
     leader_probability: the threshold instead, for a trial that stands better than all but
         a tenth of the other trials at its step (where they stood up to it, at least
         LEADER_PEERS of them); never above `probability`, 0 never stops a leader.
@@ -219,7 +220,7 @@ def _standing(
     stopped at the first decision, and counting them put the median among the hopeless."""
     levels = [(v, p[-1][0]) for p in peers if (v := level(p, step, strategy)) is not None]
     passed = [v for v, last in levels if last > step]
-    reached = passed if len(passed) >= MEDIAN_PEERS else [v for v, last in levels if last >= step]
-    median = statistics.median(reached) if len(reached) >= MEDIAN_PEERS else None
+    pool = passed if len(passed) >= MEDIAN_PEERS else [v for v, last in levels if last >= step]
+    median = statistics.median(pool) if len(pool) >= MEDIAN_PEERS else None
     leader = len(levels) >= LEADER_PEERS and sum(1 for v, _ in levels if v < position) < LEADERS * len(levels)
     return (median if median is not None and position > median else None), leader
