@@ -191,13 +191,20 @@ def _find(kind: str, manifest: dict[str, Any]) -> list[Problem]:
     try:
         _MODELS[kind].model_validate(manifest)
     except pydantic.ValidationError as e:
-        for err in e.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            path = _path(err["loc"])
-            relative = re.match(r"^([A-Za-z_][\w.\[\]]*): (.*)$", msg, re.S)
-            if relative:  # a validator named the field inside the object it checks
-                path, msg = f"{path}.{relative.group(1)}" if path else relative.group(1), relative.group(2)
-            found.append(Problem(path, msg))
+        found = model_problems(e)
+    return found
+
+
+def model_problems(e: pydantic.ValidationError) -> list[Problem]:
+    """A model's validation errors as Problems, each with the path of the field at fault."""
+    found = []
+    for err in e.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        path = _path(err["loc"])
+        relative = re.match(r"^([A-Za-z_][\w.\[\]]*): (.*)$", msg, re.S)
+        if relative:  # a validator named the field inside the object it checks
+            path, msg = f"{path}.{relative.group(1)}" if path else relative.group(1), relative.group(2)
+        found.append(Problem(path, msg))
     return found
 
 

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import pydantic
 
 from ..api import Trial
+from ..api.validation import model_problems
 from ..memo import Memo
 
 log = logging.getLogger("kubetune")
@@ -31,7 +32,7 @@ def _parsed(body: Mapping[str, Any]) -> Trial | None:
     except pydantic.ValidationError as e:
         meta = body.get("metadata") or {}
         log.warning("Trial %s/%s is left out: it is not a valid Trial (%s)", meta.get("namespace"), meta.get("name"),
-                    "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+                    "; ".join(map(str, model_problems(e))))
         return None
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from ..api import Round, Study, Trial
 from ..api.common import Model
+from ..api.validation import model_problems
 
 M = TypeVar("M", bound=Model)
 
@@ -31,7 +32,7 @@ def _why(e: Exception) -> str:
     if isinstance(e, OSError):
         return str(e.strerror)
     if isinstance(e, pydantic.ValidationError):
-        return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'the document'}: {err['msg']}" for err in e.errors()[:3])
+        return "; ".join(str(p) if p.path else f"the document: {p.message}" for p in model_problems(e)[:3])
     return " ".join(str(e).split())  # YAML's message and where, on one line
 
 
