@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import kopf
+import pydantic
 from kubernetes.client.rest import ApiException
 
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
 from ..api.common import Condition, get_condition, set_condition
-from ..api.validation import problems
+from ..api.validation import model_problems, problems
 from ..core.curves import merge
 from ..core.round_plan import LABEL_TRIAL, forget_round, phase_of, plan_round, round_key
 from ..core.settings import resolve
@@ -272,11 +273,11 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
 def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,
                     study_index: Any, round_index: Any, trial_index: Any, pod_index: Any) -> None:
     now = cfg.clock()
-    found = problems(raw)
-    if found:  # made by hand: the schema lets parameters through that the model refuses
-        _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, found)), now)
+    try:
+        trial = Trial.model_validate(raw)
+    except pydantic.ValidationError as e:  # made by hand: the schema lets parameters through that the model refuses
+        _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, model_problems(e))), now)
         return
-    trial = Trial.model_validate(raw)
     study_raw = _one(study_index, (namespace, trial.spec.study_ref.name))
     round_raw = next((r for r in _entries(round_index, (namespace, trial.spec.study_ref.name))
                       if r["metadata"]["name"] == trial.spec.round_ref.name), None)
