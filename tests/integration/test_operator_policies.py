@@ -80,8 +80,17 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, c
         "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "good"}, "number": 99, "seed": 1,
                  "parameters": {"learning_rate": [0.1, 0.2]}},
     })
+    # and one of another Round's, holding the name the good Round would give its second trial
+    await create(api, {
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial", "metadata": {"name": "good-1", "namespace": NS},
+        "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "elsewhere"}, "number": 1, "seed": 1,
+                 "parameters": {"learning_rate": 0.1}},
+    })
     await create(api, round_manifest(name="good", max_trials=2, parallelism=2))
     await wait_for(lambda: _status(api, "rounds", "good").get("phase") == "Succeeded", 60, "the good Round")
+    ours = {n for n, t in live(api, "trials").items() if t["spec"]["roundRef"]["name"] == "good"}
+    assert ours == {"good-0", "good-2", "by-hand"}
+    assert live(api, "trials")["good-1"]["spec"]["roundRef"]["name"] == "elsewhere"  # untouched
 
     def ready(name):
         return {c["type"]: c for c in _status(api, "rounds", name).get("conditions", [])}.get("Ready", {})

@@ -45,6 +45,20 @@ def test_no_more_than_parallelism_active_and_no_more_than_max_trials():
     assert plan.status.progress == "6/6" and plan.status.completion_time
 
 
+def test_new_trials_skip_names_that_other_trials_hold():
+    # a Trial made by hand (or another Round's) already holds the name r-1
+    plan = plan_round(study(), round_(), [], NOW, taken={"r-1"})
+    assert [(t.metadata.name, t.spec.number) for t in plan.create] == [("r-0", 0), ("r-2", 2)]
+    # one made by hand in this Round, numbered 0 but named like the Round's second trial
+    hand = trial(0, {"learning_rate": 0.1}, "Running")
+    hand.metadata.name = "r-1"
+    plan = plan_round(study(), round_(), [hand], NOW, taken={"r-3"})
+    assert [t.metadata.name for t in plan.create] == ["r-2"]
+    later = [hand, *plan.create]
+    assert [t.metadata.name for t in plan_round(study(), round_(budget={"maxTrials": 6, "parallelism": 3}),
+                                                later, NOW, taken={"r-3"}).create] == ["r-4"]
+
+
 def test_failures_end_the_round_and_stop_running_trials():
     trials = [trial(0, {}, "Failed"), trial(1, {}, "Failed"), trial(2, {}, "Running")]
     plan = plan_round(study(), round_(), trials, NOW)

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Container
 from typing import Any, Mapping
 
 import kopf
@@ -145,6 +146,12 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
         return {(namespace, (spec.get("roundRef") or {}).get("name")): _plain(body)}
 
+    @kopf.index(GROUP, VERSION, "trials", id="trial_name_index", registry=registry)
+    def trial_name_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
+        """Which Round each Trial names, by the Trial's name: a Round's next trial name may
+        be held by a Trial that is not the Round's (made by hand, or another Round's)."""
+        return {(namespace, name): (spec.get("roundRef") or {}).get("name")}
+
     @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_index", registry=registry)
     def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
         trial = labels.get(LABEL_TRIAL)
@@ -164,10 +171,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
 
     @kopf.timer(GROUP, VERSION, "rounds", id="round", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def round_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, study_index: kopf.Index,
-                    trial_index: kopf.Index, **_: Any) -> None:
+                    trial_index: kopf.Index, trial_name_index: kopf.Index, **_: Any) -> None:
         started = time.monotonic()
         try:
-            reconcile_round(cfg, _plain(body), namespace, name, patch, study_index, trial_index)
+            reconcile_round(cfg, _plain(body), namespace, name, patch, study_index, trial_index,
+                            _Others(trial_name_index, namespace, name))
         except ApiException as e:
             m.RECONCILE_ERRORS.labels("Round").inc()
             raise _temporary(e) from None
@@ -216,8 +224,20 @@ def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, no
         log.warning("%s %s: %s", raw.get("kind"), raw["metadata"].get("name"), message)
 
 
+@dataclass(frozen=True)
+class _Others:
+    """The names of the Trials in a namespace that name another Round (or none)."""
+
+    index: Any  # trial_name_index
+    namespace: str
+    round: str
+
+    def __contains__(self, name: object) -> bool:
+        return any(r != self.round for r in _entries(self.index, (self.namespace, name)))
+
+
 def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,
-                    study_index: Any, trial_index: Any) -> None:
+                    study_index: Any, trial_index: Any, others: Container[str]) -> None:
     if raw["metadata"].get("deletionTimestamp"):
         return  # being deleted: start nothing, keep nothing (its Trials go with it)
     now = cfg.clock()
@@ -240,7 +260,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         patch.meta["ownerReferences"] = [*refs, owner]
     trials = cfg.trials.of(_entries(trial_index, (namespace, name)))
     try:
-        plan = plan_round(study, rnd, trials, now)
+        plan = plan_round(study, rnd, trials, now, taken=others)
     except AlgorithmUnavailable as e:
         _set_ready_false(patch, raw, "AlgorithmUnavailable", str(e), now)
         return

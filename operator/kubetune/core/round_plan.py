@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zlib
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from ..api import FINISHED, Round, Study, Trial, TrialSpec
@@ -39,6 +40,15 @@ class RoundPlan:
 
 def trial_name(round_name: str, number: int) -> str:
     return f"{round_name}-{number}"
+
+
+def _free_number(round_name: str, number: int, used: Container[str]) -> int:
+    """The first number from `number` on whose trial name nobody uses: a Trial made by
+    hand (or by another Round whose name ends in "-<n>") may hold the name the Round
+    would give its next trial, and creating it again would fail on every pass."""
+    while trial_name(round_name, number) in used:
+        number += 1
+    return number
 
 
 def phase_of(trial: Trial) -> str:
@@ -98,10 +108,15 @@ def suggester_for(study: Study, rnd: Round, s: RoundSettings) -> Suggester:
     )
 
 
-def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) -> RoundPlan:
+def plan_round(
+    study: Study, rnd: Round, trials: list[Trial], now: dt.datetime, taken: Container[str] = frozenset()
+) -> RoundPlan:
     """What a Round pass does. Raises ParameterNameClash (nothing is created) when the
     Round's parameter names clash with the Study's baseline in force, and
-    AlgorithmUnavailable when the algorithm needs a library this installation lacks."""
+    AlgorithmUnavailable when the algorithm needs a library this installation lacks.
+
+    taken: names of Trials in the namespace that are not this Round's; new trials skip
+    them (and the names of the Round's own trials)."""
     check_names(study, rnd.spec)
     s = resolve(study, rnd)
     plan = RoundPlan()
@@ -131,13 +146,15 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
     if not terminal:
         room = s.parallelism - len(active)
         next_number = max((t.spec.number for t in trials), default=-1) + 1
+        own = {t.metadata.name for t in trials}
+        used = _Either(own, taken)
         if len(search) < s.max_trials:
             want = min(room, s.max_trials - len(search))
             if want > 0:  # most passes have no room: no history (every trial's curve) to build then
                 suggester = suggester_for(study, rnd, s)
                 history = observations(trials)
                 for _ in range(want):
-                    number = max(next_number, len(search))
+                    number = _free_number(rnd.metadata.name, max(next_number, len(search)), used)
                     sampled = suggester.suggest(number, history)
                     params = effective_parameters(study, rnd.spec, sampled)
                     t = _new_trial(study, rnd, s, number, params, "search", None)
@@ -148,6 +165,7 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
         elif not [t for t in search if phase_of(t) in ACTIVE]:
             missing = [p for p in planned if (p[0], p[2]) not in {(t.spec.rerun_of, t.spec.seed) for t in reruns}]
             for rerun_of, params, seed in missing[: max(0, room)]:
+                next_number = _free_number(rnd.metadata.name, next_number, used)
                 t = _new_trial(study, rnd, s, next_number, params, "rerun", rerun_of, seed)
                 plan.create.append(t)
                 next_number += 1
@@ -189,6 +207,17 @@ def plan_round(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime) 
     )
     plan.status = status
     return plan
+
+
+@dataclass(frozen=True)
+class _Either:
+    """Names in either of two collections (the Round's own, and the namespace's others)."""
+
+    first: Container[str]
+    second: Container[str]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.first or name in self.second
 
 
 def _is_true(status: RoundStatus, type: str) -> bool:
