@@ -128,7 +128,8 @@ class CurveFitRule:
         if len(peers) < self.min_trials:
             return None
         done = [d for d in map(orient, finished or []) if d]
-        values = [v for c in [mine, *peers, *done] for _, v in c]
+        # every value the Round has seen, each curve once (finished ones are among the peers)
+        values = [v for c in {id(c): c for c in [mine, *peers, *done]}.values() for _, v in c]
         scale = Scale.of(values, direction)
         raw = predict_final(mine, self.final_step, scale.floor)
         if raw is None:
