@@ -1,0 +1,41 @@
+"""A Round's stopping rule applied to one running trial, as the operator and `kubetune run` do."""
+from kubetune.api.trial import CurvePoint
+from kubetune.core.settings import resolve
+from kubetune.core.stopping_policy import stop_decision
+
+from .factories import round_, study, trial
+
+
+def _curve(value: float, steps: int) -> list[CurvePoint]:
+    return [CurvePoint(step=s, value=value + 0.01 / s) for s in range(1, steps + 1)]
+
+
+def test_decisions_read_the_peers_curves_as_they_are_now():
+    s = resolve(study(), round_(earlyStopping={"rule": "median", "startStep": 3, "minTrials": 3}))
+    me = trial(9, {"learning_rate": 0.1}, "Running")
+    mine = _curve(2.0, 6)
+    peers = [trial(i, {"learning_rate": 0.1}, "Succeeded", 1.0, [(p.step, p.value) for p in _curve(1.0, 20)])
+             for i in range(4)]
+    stop = stop_decision(s, me, mine, [me, *peers])
+    assert stop is not None and stop.rule == "median" and stop.step == 6
+    # the same Trial objects, their curves replaced (as a local run's statuses are): worse than mine now
+    for p in peers:
+        p.status.curve = _curve(3.0, 20)
+    assert stop_decision(s, me, mine, [me, *peers]) is None
+
+
+def test_what_decisions_remember_goes_with_the_trials():
+    import gc
+
+    from kubetune.core import stopping_policy
+
+    s = resolve(study(), round_(earlyStopping={"rule": "median", "startStep": 3, "minTrials": 3}))
+    me = trial(9, {"learning_rate": 0.1}, "Running")
+    before = len(stopping_policy._CONVERTED)
+    for version in range(50):  # every version of every peer is a new object in the operator
+        peers = [trial(i, {"learning_rate": 0.1}, "Succeeded", 1.0, [(p.step, p.value) for p in _curve(1.0, 20)])
+                 for i in range(20)]
+        stop_decision(s, me, _curve(2.0, 6), [me, *peers])
+    del peers
+    gc.collect()
+    assert len(stopping_policy._CONVERTED) <= before
