@@ -62,6 +62,16 @@ async def test_a_diverged_trial_is_infeasible_not_failed(world):
 
 async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, caplog):
     api = world["api"]
+    # a Trial made by hand in the good Round, with parameters no Round could have sampled
+    # and conditions no operator wrote (before the operator starts, so that it reads them)
+    await create(api, {
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial", "metadata": {"name": "by-hand", "namespace": NS},
+        "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "good"}, "number": 99, "seed": 1,
+                 "parameters": {"learning_rate": [0.1, 0.2]}},
+    })
+    resp = await api.patch(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/trials/by-hand/status",
+                           json={"status": {"conditions": [{"type": "Ready", "status": "maybe"}, "junk"]}})
+    assert resp.status == 200
     op = await start_operator(world)
     # the emulator does not validate, so this reaches the operator as a buggy admission chain would let it
     bad = round_manifest(name="bad")
@@ -74,13 +84,7 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, c
     clash["spec"]["nuisance"][0]["name"] = "Learning_Rate"
     await create(api, clash)
     await create(api, study_manifest())
-    # a Trial made by hand in the good Round, with parameters no Round could have sampled
-    await create(api, {
-        "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial", "metadata": {"name": "by-hand", "namespace": NS},
-        "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "good"}, "number": 99, "seed": 1,
-                 "parameters": {"learning_rate": [0.1, 0.2]}},
-    })
-    # and one of another Round's, holding the name the good Round would give its second trial
+    # a Trial of another Round's, holding the name the good Round would give its second trial
     await create(api, {
         "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial", "metadata": {"name": "good-1", "namespace": NS},
         "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "elsewhere"}, "number": 1, "seed": 1,
@@ -90,7 +94,10 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, c
     await wait_for(lambda: _status(api, "rounds", "good").get("phase") == "Succeeded", 60, "the good Round")
     ours = {n for n, t in live(api, "trials").items() if t["spec"]["roundRef"]["name"] == "good"}
     assert ours == {"good-0", "good-2", "by-hand"}
-    assert live(api, "trials")["good-1"]["spec"]["roundRef"]["name"] == "elsewhere"  # untouched
+    elsewhere = live(api, "trials")["good-1"]  # untouched, and says why it does not run
+    assert elsewhere["spec"]["roundRef"]["name"] == "elsewhere" and not elsewhere["status"].get("podName")
+    ready_1 = {c["type"]: c for c in elsewhere["status"]["conditions"]}["Ready"]
+    assert ready_1["reason"] == "RoundNotFound" and "Round 'elsewhere' of Study 'demo'" in ready_1["message"]
 
     def ready(name):
         return {c["type"]: c for c in _status(api, "rounds", name).get("conditions", [])}.get("Ready", {})

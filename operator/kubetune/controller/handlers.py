@@ -213,8 +213,16 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
 
 
 def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, now: dt.datetime) -> None:
-    """Say in the Ready condition why the object cannot be acted on (once; no retry loop)."""
-    current = [Condition.model_validate(c) for c in (raw.get("status") or {}).get("conditions", [])]
+    """Say in the Ready condition why the object cannot be acted on (once; no retry loop).
+    Conditions that do not parse (written by hand) are replaced: they must not keep the
+    reason from being said."""
+    current = []
+    found = (raw.get("status") or {}).get("conditions")
+    for c in found if isinstance(found, list) else []:
+        try:
+            current.append(Condition.model_validate(c))
+        except pydantic.ValidationError:
+            pass
     updated = set_condition(current, "Ready", False, reason, message, now, raw["metadata"].get("generation"))
     old = get_condition(current, "Ready")
     new = get_condition(updated, "Ready")
@@ -302,7 +310,16 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     round_raw = next((r for r in _entries(round_index, (namespace, trial.spec.study_ref.name))
                       if r["metadata"]["name"] == trial.spec.round_ref.name), None)
     if study_raw is None or round_raw is None:
-        return  # being deleted with its Round, or the Study is gone: nothing to run against
+        if not any(r.get("kind") == "Round" for r in raw["metadata"].get("ownerReferences") or []):
+            # made by hand: say so (a Round's own Trials are being deleted with it)
+            study_ref, round_ref = trial.spec.study_ref.name, trial.spec.round_ref.name
+            if study_raw is None:
+                _set_ready_false(patch, raw, "StudyNotFound", f"Study {study_ref!r} is not found; "
+                                 "the Trial waits for it", now)
+            else:
+                _set_ready_false(patch, raw, "RoundNotFound", f"Round {round_ref!r} of Study {study_ref!r} "
+                                 "is not found; the Trial waits for it", now)
+        return  # nothing to run against
     study, rnd = Study.model_validate(study_raw), Round.model_validate(round_raw)
     s = resolve(study, rnd)
     pods = _entries(pod_index, (namespace, trial.metadata.name))
