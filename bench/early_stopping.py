@@ -152,7 +152,8 @@ class KubetunePolicy(Policy):
         others = [self.native(r, curves) for r in runs if r is not run and r.steps]
         if isinstance(self.rule, CurveFitRule):
             finished = [self.native(r, curves) for r in runs if r.state == "complete"]
-            a = self.rule.assess(mine, others, self.goal, finished)
+            stopped = [self.native(r, curves) for r in runs if r.state == "stopped"]
+            a = self.rule.assess(mine, others, self.goal, finished, stopped)
             if a is None:
                 return False
             if self.check_coverage:

@@ -274,6 +274,32 @@ def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped
     assert d is not None and d.evidence["median"] > 1 - 0.52
 
 
+def test_below_the_median_trials_like_it_that_were_stopped_later_weigh_against_it():
+    # the finished late bloomers that stood where this trial stands are survivors: twenty
+    # other trials stood there too, went on, and were stopped a few steps later
+    done = bloomers_and_plateaus()
+    trial = late_drop(0.52, 0.05, 40)[:10]
+    gone = [late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13] for i in range(20)]
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.01, median_probability=0.05)
+    alone = rule.assess(trial, done, "minimize", done)
+    assert alone is not None and alone.median is not None and alone.finished_share == 1.0 and not alone.stop
+    a = rule.assess(trial, done + gone, "minimize", done, gone)
+    assert a is not None and a.median is not None and a.finished_share is not None and a.finished_share < 0.5
+    assert a.p_beat == pytest.approx(alone.p_beat * a.finished_share) and a.stop
+    d = rule.decide(trial, done + gone, "minimize", done, gone)
+    assert d is not None and d.evidence["finishedShare"] == a.finished_share
+    assert "of the 12 trials nearest it there that went on finished (the others were stopped)" in d.message
+    # trials stopped at this very step were judged on what this trial shows now: they do not count
+    here = [c[:10] for c in gone]
+    assert rule.assess(trial, done + here, "minimize", done, here).p_beat == alone.p_beat
+    # nor does anything above the median, or before twelve trials went on past the step
+    few = rule.assess(trial, done[10:18] + gone[:3], "minimize", done[10:18], gone[:3])
+    assert few is not None and few.median is not None and few.finished_share is None
+    running = worse_running()
+    above = rule.assess(trial, done + gone + running, "minimize", done, gone)
+    assert above is not None and above.median is None and above.finished_share is None
+
+
 def test_a_trial_among_the_best_tenth_at_its_step_needs_more_of_a_case_to_be_stopped():
     done = bloomers_and_plateaus()
     running = worse_running()

@@ -39,3 +39,19 @@ def test_what_decisions_remember_goes_with_the_trials():
     del peers
     gc.collect()
     assert len(stopping_policy._CONVERTED) <= before
+
+
+def test_curve_fitting_hears_of_the_peers_that_were_stopped():
+    from .test_stopping import bloomers_and_plateaus, late_drop
+
+    s = resolve(study(), round_(maxSteps=30, earlyStopping={
+        "rule": "curvefit", "startStep": 5, "minTrials": 3, "probability": 0.01, "medianProbability": 0.05}))
+    me = trial(99, {"learning_rate": 0.1}, "Running")
+    mine = [CurvePoint(step=st, value=v) for st, v in late_drop(0.52, 0.05, 40)[:10]]
+    done = [trial(i, {"learning_rate": 0.1}, "Succeeded", min(v for _, v in c), c)
+            for i, c in enumerate(bloomers_and_plateaus())]
+    assert stop_decision(s, me, mine, [me, *done]) is None  # its finished look-alikes bloomed late
+    gone = [trial(50 + i, {"learning_rate": 0.1}, "EarlyStopped", 0.5,
+                  late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13]) for i in range(20)]
+    stop = stop_decision(s, me, mine, [me, *done, *gone])
+    assert stop is not None and stop.evidence["finishedShare"] < 0.5 and "were stopped" in stop.message

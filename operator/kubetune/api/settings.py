@@ -110,7 +110,9 @@ class EarlyStopping(Model):
             "the median of the other trials that went on past the same step (of those that reached it while "
             "fewer than five went past; default 0.2; never below probability, 0 turns it off). Finished trials, "
             "which calibrate the probability, are survivors; where a trial stands among the trials at its step "
-            "is a second opinion that does not depend on who finished."
+            "is a second opinion that does not depend on who finished. Below that median the probability is "
+            "also scaled by (f + 1) / 13, f of the 12 trials that stood nearest it at the step and went on past "
+            "it having finished rather than been stopped later."
         ),
     )
     leader_probability: float | None = Field(

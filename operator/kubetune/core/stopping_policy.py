@@ -48,12 +48,13 @@ def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers
         )
     else:
         finished = [points[t.metadata.name] for t in others if t.status.phase == "Succeeded" and t.status.curve]
+        stopped = [points[t.metadata.name] for t in others if t.status.phase == "EarlyStopped" and t.status.curve]
         decision = CurveFitRule(
             final_step=s.max_steps, probability=rule.probability, margin=rule.margin,
             start_step=rule.start_step, min_trials=rule.min_trials, interval=rule.interval,
             median_probability=rule.median_probability, leader_probability=rule.leader_probability,
             objective=s.strategy,
-        ).decide(_points(curve), other_curves, s.direction, finished)
+        ).decide(_points(curve), other_curves, s.direction, finished, stopped)
     if decision is None:
         return None
     return StopReason(rule=decision.rule, step=decision.step, message=decision.message, evidence=decision.evidence)

@@ -53,4 +53,5 @@ class CurveFitPruner(BasePruner):
         trials = study.get_trials(deepcopy=False)
         others = [_curve(t) for t in trials if t.number != trial.number and t.intermediate_values]
         finished = [_curve(t) for t in trials if t.state == TrialState.COMPLETE]
-        return self.rule.decide(_curve(trial), others, _direction(study), finished) is not None
+        stopped = [_curve(t) for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
+        return self.rule.decide(_curve(trial), others, _direction(study), finished, stopped) is not None
