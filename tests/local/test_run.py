@@ -83,7 +83,10 @@ def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp
         # lower one among the best tenth of them
         leader = "best tenth" in reason["message"]
         assert e["threshold"] == (0.2 if "median" in e else 0.01 if leader else 0.05), reason
-        assert e["predicted"] > e["best"]  # expected to end worse than the best seen
+        if "finishedShare" in e:  # below the median: the finished look-alikes' chance, weighed by the stopped ones
+            assert 0 < e["finishedShare"] < 1 and e["probability"] == pytest.approx(e["finishedProbability"] * e["finishedShare"])
+        else:
+            assert e["predicted"] > e["best"]  # expected to end worse than the best seen
         assert "90% interval" in reason["message"]
     # once enough trials have finished, the predictions are calibrated on them
     assert any(t["status"]["stopReason"]["evidence"]["calibrationTrials"] >= 5 for t in stopped), sorted((t["metadata"]["name"], t["status"]["phase"], t["status"].get("stopReason", {}).get("step"), t["status"].get("stopReason", {}).get("evidence", {}).get("calibrationTrials")) for t in trials)

@@ -288,7 +288,9 @@ def test_below_the_median_trials_like_it_that_were_stopped_later_weigh_against_i
     assert a.p_beat == pytest.approx(alone.p_beat * a.finished_share) and a.stop
     d = rule.decide(trial, done + gone, "minimize", done, gone)
     assert d is not None and d.evidence["finishedShare"] == a.finished_share
-    assert "of the 12 trials nearest it there that went on finished (the others were stopped)" in d.message
+    assert d.evidence["finishedProbability"] == pytest.approx(alone.p_beat)
+    assert "as the finished trials like it ended, weighed by" in d.message
+    assert "of the 12 trials nearest it at this step that went on finished, the others were stopped" in d.message
     # trials stopped at this very step were judged on what this trial shows now: they do not count
     here = [c[:10] for c in gone]
     assert rule.assess(trial, done + here, "minimize", done, here).p_beat == alone.p_beat

@@ -211,15 +211,19 @@ class CurveFitRule:
             "predicted": sign * a.mean, "lower": low, "upper": high, "best": sign * a.best,
             "probability": a.p_beat, "threshold": a.threshold, "calibrationTrials": float(a.calibration_trials),
         }
+        chance = f"{a.p_beat:.1%}"
         standing = ""
         if a.median is not None:
             evidence["median"] = sign * a.median
             standing = f"; it is worse than the median {sign * a.median:.6g} of the trials at this step"
             if a.finished_share is not None:
+                # the interval is the finished look-alikes' view; the weighing is the stopped ones' say
                 evidence["finishedShare"] = a.finished_share
+                evidence["finishedProbability"] = a.p_beat / a.finished_share
                 went = round(a.finished_share * (SURVIVOR_PEERS + 1)) - 1
-                standing += (f", and {went} of the {SURVIVOR_PEERS} trials nearest it there that went on "
-                             "finished (the others were stopped)")
+                chance += (f" ({a.p_beat / a.finished_share:.1%} as the finished trials like it ended, weighed by "
+                           f"{went + 1}/{SURVIVOR_PEERS + 1}: {went} of the {SURVIVOR_PEERS} trials nearest it at "
+                           "this step that went on finished, the others were stopped)")
         elif a.leader:
             standing = "; it is among the best tenth of the trials at this step"
         return Decision(
@@ -228,7 +232,7 @@ class CurveFitRule:
             message=(
                 f"at step {a.step} the curve extrapolates to {sign * a.mean:.6g} at step {self.final_step} "
                 f"(90% interval {low:.6g} to {high:.6g}); the chance to beat the best value "
-                f"{sign * a.best:.6g} is {a.p_beat:.1%}, below {a.threshold:.1%}{standing}"
+                f"{sign * a.best:.6g} is {chance}, below {a.threshold:.1%}{standing}"
             ),
             evidence=evidence,
         )
