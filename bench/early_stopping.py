@@ -14,7 +14,11 @@ Columns:
   top-5     true top-5 configurations stopped, mean over orders
   ms/dec    mean decision time (p95 in brackets)
 Coverage of curvefit's 90% intervals (true final objective inside the predicted
-interval) is measured at every assessment and printed below the table.
+interval) is measured at every assessment and printed next to its row. With --chances,
+the calibration of its chance to beat the best is printed under the row too: at every
+assessment, the chance it gave and whether the trial's true objective (from its whole
+curve, stopped or not) did beat the best value seen then, by band (below the median of
+the trials at the step, among the best tenth, the others) and by chance.
 
     python bench/early_stopping.py                      # workers 1, 8, 32; 10 orders (~30 min)
     python bench/early_stopping.py --orders 3           # quicker, but too few to tell 1 in 10
@@ -22,6 +26,7 @@ interval) is measured at every assessment and printed below the table.
     python bench/early_stopping.py --metric val_accuracy             # the same runs, maximized
     python bench/early_stopping.py --data bench/data/boosting_curves.json.gz --metric val_mse
     python bench/early_stopping.py --objective last      # a trial's objective is its last value
+    python bench/early_stopping.py --only curvefit --workers 1 8 --chances
 
 With `--objective last` every trial (the pool's, the found ones, stopped ones too) counts
 with the last value it reported instead of its best, and kubetune's rules are told so.
@@ -91,6 +96,7 @@ class Result:
     top5_stopped: int
     decisions: list[float] = field(default_factory=list)
     coverage: list[bool] = field(default_factory=list)
+    chances: list[tuple[str, float, bool]] = field(default_factory=list)  # (band, chance, did beat)
 
 
 class Policy:
@@ -140,9 +146,10 @@ class KubetunePolicy(Policy):
     def __init__(self, name: str, rule, check_coverage: bool = False):
         self.name, self.rule, self.check_coverage = name, rule, check_coverage
         self.coverage: list[bool] = []
+        self.chances: list[tuple[str, float, bool]] = []
 
     def reset(self) -> None:
-        self.coverage = []
+        self.coverage, self.chances = [], []
 
     def native(self, run: Run, curves) -> list[tuple[int, float]]:
         return [(s, self.sign * v) for s, v in run.curve(curves)]
@@ -158,7 +165,10 @@ class KubetunePolicy(Policy):
                 return False
             if self.check_coverage:
                 lo, hi = a.interval()  # lower-is-better, like the bookkeeping here
-                self.coverage.append(lo <= objective(curves[run.idx], self.strategy) <= hi)
+                truth = objective(curves[run.idx], self.strategy)
+                self.coverage.append(lo <= truth <= hi)
+                band = "below median" if a.median is not None else "best tenth" if a.leader else "others"
+                self.chances.append((band, a.p_beat, truth <= a.best))  # a tie counts, as in the rule
             return a.stop
         return self.rule.decide(mine, others, self.goal) is not None
 
@@ -245,7 +255,25 @@ def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int,
         top5_stopped=len(set(ranked[:5]) & stopped),
         decisions=decisions,
         coverage=list(getattr(policy, "coverage", [])),
+        chances=list(getattr(policy, "chances", [])),
     )
+
+
+CHANCE_BINS = ((0.0, 0.05), (0.05, 0.2), (0.2, 0.5), (0.5, 1.0001))
+
+
+def chance_lines(chances: list[tuple[str, float, bool]]) -> list[str]:
+    """Predicted chance to beat the best against how often it happened, by band."""
+    out = []
+    for band in ("below median", "others", "best tenth"):
+        cells = []
+        for lo, hi in CHANCE_BINS:
+            got = [(p, hit) for b, p, hit in chances if b == band and lo <= p < hi]
+            if got:
+                cells.append(f"{lo:.2f}-{min(hi, 1):.2f}: {statistics.fmean(p for p, _ in got):.2f} -> "
+                             f"{statistics.fmean(h for _, h in got):.2f} ({len(got)})")
+        out.append(f"    chance to beat the best, {band:12}: " + ("; ".join(cells) or "none"))
+    return out
 
 
 def policies(steps: int, goal: str = "minimize", strategy: str = "best") -> list[Policy]:
@@ -280,6 +308,8 @@ def main() -> None:
                     help="a trial's objective: the best value it reported, or the last")
     ap.add_argument("--nni-gap", type=int, default=5, help="NNI's assessor judges every N steps (it is slow)")
     ap.add_argument("--nni-workers", type=int, nargs="*", default=[8], help="worker counts that get the NNI row")
+    ap.add_argument("--chances", action="store_true",
+                    help="under curvefit's rows: its chance to beat the best, predicted -> realized (count)")
     a = ap.parse_args()
     curves, steps, goal = load(a.limit, a.metric, a.data)
     diverged = sum(1 for c in curves if not np.isfinite(c).all())
@@ -313,6 +343,8 @@ def main() -> None:
                   f"{statistics.fmean(ms):>6.2f} ({float(np.percentile(ms, 95)):>5.1f})"
                   + (f"  90% interval coverage {statistics.fmean(cover):.0%} of {len(cover)}" if cover else ""),
                   flush=True)
+            if a.chances and cover:
+                print("\n".join(chance_lines([c for r in results for c in r.chances])), flush=True)
 
 
 if __name__ == "__main__":
