@@ -66,11 +66,16 @@ class Assessment:
     threshold: float  # the trial is stopped when p_beat falls below this
     median: float | None = None  # of the other trials' best values at this step, when the trial is worse
     leader: bool = False  # among the best tenth of the trials at this step
-    finished_share: float | None = None  # below the median: how many of the nearest trials that went on finished
+    finished_near: int | None = None  # below the median: of the SURVIVOR_PEERS nearest that went on, how many finished
 
     @property
     def stop(self) -> bool:
         return self.p_beat < self.threshold
+
+    @property
+    def finished_share(self) -> float | None:
+        """The weight on the chance below the median: (f + 1) / (SURVIVOR_PEERS + 1)."""
+        return None if self.finished_near is None else (self.finished_near + 1) / (SURVIVOR_PEERS + 1)
 
     def interval(self) -> tuple[float, float]:
         return self.low, self.high
@@ -87,14 +92,13 @@ class CurveFitRule:
         median of the other trials that went on past its step (at least MEDIAN_PEERS of
         them; while fewer did, of those that reached it); never below `probability`, 0
         turns it off. Not with objective "last": the others' latest values are not their
-        objectives.
+        objectives. Below the median, the chance is also scaled by (f + 1) /
+        (SURVIVOR_PEERS + 1), f of the SURVIVOR_PEERS trials that stood nearest the trial
+        at its step and went on past it having finished, the others stopped (`stopped`
+        curves; running ones are not counted, and with fewer such trials nothing is scaled).
     leader_probability: the threshold instead, for a trial that stands better than all but
         a tenth of the other trials at its step (where they stood up to it, at least
         LEADER_PEERS of them); never above `probability`, 0 never stops a leader.
-        Below the median, the chance is scaled by (f + 1) / (SURVIVOR_PEERS + 1), f of the
-        SURVIVOR_PEERS trials that stood nearest the trial at its step and went on past it
-        having finished, the others stopped (`stopped` curves; running ones are not
-        counted, and with fewer such trials nothing is scaled).
     margin: relative margin the trial must beat the best by to count.
     objective: which reported value is a trial's objective: its best ("best"), or its
         last ("last"). A trial stands at its best value so far, or at the median of its
@@ -180,12 +184,12 @@ class CurveFitRule:
         median, leader = _standing(position, peers, step, self.objective)
         if self.objective == "last":  # the others' latest values are not their objectives: they may still overfit
             median = None
-        share = None
+        near = None
         if median is not None and p_beat < 1.0:
             gone = [g for g in map(orient, stopped or []) if g]
-            share = _finished_share(position, step, done, gone, self.objective)
-            if share is not None:
-                p_beat *= share
+            near = _finished_near(position, step, done, gone, self.objective)
+            if near is not None:
+                p_beat *= (near + 1) / (SURVIVOR_PEERS + 1)
         threshold = self.probability
         if leader:
             threshold = min(self.probability, self.leader_probability)
@@ -195,7 +199,7 @@ class CurveFitRule:
         return Assessment(
             step=step, mean=min(mean, cap), low=min(low, cap), high=min(high, cap),
             best=best, p_beat=p_beat, calibration_trials=n, threshold=threshold, median=median, leader=leader,
-            finished_share=share,
+            finished_near=near,
         )
 
     def decide(
@@ -216,12 +220,13 @@ class CurveFitRule:
         if a.median is not None:
             evidence["median"] = sign * a.median
             standing = f"; it is worse than the median {sign * a.median:.6g} of the trials at this step"
-            if a.finished_share is not None:
+            if a.finished_share is not None and a.finished_near is not None:
                 # the interval is the finished look-alikes' view; the weighing is the stopped ones' say
+                unweighed = a.p_beat / a.finished_share
                 evidence["finishedShare"] = a.finished_share
-                evidence["finishedProbability"] = a.p_beat / a.finished_share
-                went = round(a.finished_share * (SURVIVOR_PEERS + 1)) - 1
-                chance += (f" ({a.p_beat / a.finished_share:.1%} as the finished trials like it ended, weighed by "
+                evidence["finishedProbability"] = unweighed
+                went = a.finished_near
+                chance += (f" ({unweighed:.1%} as the finished trials like it ended, weighed by "
                            f"{went + 1}/{SURVIVOR_PEERS + 1}: {went} of the {SURVIVOR_PEERS} trials nearest it at "
                            "this step that went on finished, the others were stopped)")
         elif a.leader:
@@ -238,13 +243,13 @@ class CurveFitRule:
         )
 
 
-def _finished_share(
+def _finished_near(
     position: float, step: int, done: list[list[tuple[int, float]]], gone: list[list[tuple[int, float]]],
     strategy: Strategy,
-) -> float | None:
-    """(f + 1) / (SURVIVOR_PEERS + 1): f of the SURVIVOR_PEERS trials that stood nearest
-    `position` at `step` and went on past it finished (`done`) rather than being stopped
-    later (`gone`); None while fewer such trials exist."""
+) -> int | None:
+    """How many of the SURVIVOR_PEERS trials that stood nearest `position` at `step` and
+    went on past it finished (`done`) rather than being stopped later (`gone`); None
+    while fewer such trials exist."""
     near = sorted(
         (abs(v - position), not fin)
         for curves, fin in ((done, True), (gone, False)) for c in curves
@@ -252,8 +257,7 @@ def _finished_share(
     )
     if len(near) < SURVIVOR_PEERS:
         return None
-    finished = sum(1 for _, was_stopped in near[:SURVIVOR_PEERS] if not was_stopped)
-    return (finished + 1) / (SURVIVOR_PEERS + 1)
+    return sum(1 for _, was_stopped in near[:SURVIVOR_PEERS] if not was_stopped)
 
 
 def _standing(
