@@ -11,8 +11,8 @@ import copy
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Container
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import kopf

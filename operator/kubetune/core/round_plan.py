@@ -42,11 +42,12 @@ def trial_name(round_name: str, number: int) -> str:
     return f"{round_name}-{number}"
 
 
-def _free_number(round_name: str, number: int, used: Container[str]) -> int:
-    """The first number from `number` on whose trial name nobody uses: a Trial made by
-    hand (or by another Round whose name ends in "-<n>") may hold the name the Round
-    would give its next trial, and creating it again would fail on every pass."""
-    while trial_name(round_name, number) in used:
+def _free_number(round_name: str, number: int, own: set[str], taken: Container[str]) -> int:
+    """The first number from `number` on whose trial name neither the Round's own trials
+    nor others use: a Trial made by hand (or by another Round whose name ends in "-<n>")
+    may hold the name the Round would give its next trial, and creating it again would
+    fail on every pass."""
+    while (name := trial_name(round_name, number)) in own or name in taken:
         number += 1
     return number
 
@@ -147,14 +148,13 @@ def plan_round(
         room = s.parallelism - len(active)
         next_number = max((t.spec.number for t in trials), default=-1) + 1
         own = {t.metadata.name for t in trials}
-        used = _Either(own, taken)
         if len(search) < s.max_trials:
             want = min(room, s.max_trials - len(search))
             if want > 0:  # most passes have no room: no history (every trial's curve) to build then
                 suggester = suggester_for(study, rnd, s)
                 history = observations(trials)
                 for _ in range(want):
-                    number = _free_number(rnd.metadata.name, max(next_number, len(search)), used)
+                    number = _free_number(rnd.metadata.name, max(next_number, len(search)), own, taken)
                     sampled = suggester.suggest(number, history)
                     params = effective_parameters(study, rnd.spec, sampled)
                     t = _new_trial(study, rnd, s, number, params, "search", None)
@@ -165,7 +165,7 @@ def plan_round(
         elif not [t for t in search if phase_of(t) in ACTIVE]:
             missing = [p for p in planned if (p[0], p[2]) not in {(t.spec.rerun_of, t.spec.seed) for t in reruns}]
             for rerun_of, params, seed in missing[: max(0, room)]:
-                next_number = _free_number(rnd.metadata.name, next_number, used)
+                next_number = _free_number(rnd.metadata.name, next_number, own, taken)
                 t = _new_trial(study, rnd, s, next_number, params, "rerun", rerun_of, seed)
                 plan.create.append(t)
                 next_number += 1
@@ -207,17 +207,6 @@ def plan_round(
     )
     plan.status = status
     return plan
-
-
-@dataclass(frozen=True)
-class _Either:
-    """Names in either of two collections (the Round's own, and the namespace's others)."""
-
-    first: Container[str]
-    second: Container[str]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.first or name in self.second
 
 
 def _is_true(status: RoundStatus, type: str) -> bool:
