@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubetune.stopping import CurveFitRule
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAINER = ROOT / "tests" / "integration" / "trainer.py"
 
@@ -82,7 +84,9 @@ def test_curve_fitting_stops_trials_with_a_calibrated_prediction_as_evidence(tmp
         # the default threshold; a higher one below the median of the trials at the step, a
         # lower one among the best tenth of them
         leader = "best tenth" in reason["message"]
-        assert e["threshold"] == (0.2 if "median" in e else 0.01 if leader else 0.05), reason
+        default = CurveFitRule(final_step=20)
+        assert e["threshold"] == (default.median_probability if "median" in e else
+                                  default.leader_probability if leader else default.probability), reason
         if "finishedShare" in e:  # below the median: the finished look-alikes' chance, weighed by the stopped ones
             assert 0 < e["finishedShare"] < 1 and e["probability"] == pytest.approx(e["finishedProbability"] * e["finishedShare"])
         else:

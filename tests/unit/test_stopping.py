@@ -152,9 +152,10 @@ def test_with_the_last_value_as_objective_standing_below_the_median_is_no_case_f
     done = bloomers_and_plateaus()
     below = [c[:12] for c in done]  # every finished trial was better than this one at its step
     trial = [(s, 0.9 + 0.1 / s) for s in range(1, 13)]
-    for objective, threshold in (("best", 0.2), ("last", 0.05)):
-        a = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective=objective).assess(
-            trial, below, "minimize", done)
+    for objective in ("best", "last"):
+        rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective=objective)
+        a = rule.assess(trial, below, "minimize", done)
+        threshold = rule.median_probability if objective == "best" else rule.probability
         assert a is not None and a.threshold == threshold and (a.median is None) == (objective == "last")
 
 
@@ -280,7 +281,7 @@ def test_below_the_median_trials_like_it_that_were_stopped_later_weigh_against_i
     done = bloomers_and_plateaus()
     trial = late_drop(0.52, 0.05, 40)[:10]
     gone = [late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13] for i in range(20)]
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.01, median_probability=0.05)
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.0025, median_probability=0.0125)
     alone = rule.assess(trial, done, "minimize", done)
     assert alone is not None and alone.median is not None and alone.finished_share == 1.0 and not alone.stop
     a = rule.assess(trial, done + gone, "minimize", done, gone)
@@ -306,20 +307,22 @@ def test_a_trial_among_the_best_tenth_at_its_step_needs_more_of_a_case_to_be_sto
     done = bloomers_and_plateaus()
     running = worse_running()
     trial = late_drop(0.21, 0.21, 40)[:10]  # looks like the plateaus, but only 2 of 50 trials are better now
-    a = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, done + running, "minimize", done)
-    assert a is not None and a.leader and a.median is None and a.threshold == 0.01
+    default = CurveFitRule(final_step=30, start_step=5, min_trials=3)
+    a = default.assess(trial, done + running, "minimize", done)
+    assert a is not None and a.leader and a.median is None and a.threshold == default.leader_probability
     p = a.p_beat
-    assert p < 0.05  # hopeless by the look-alikes: the threshold decides
+    assert p < default.probability  # hopeless by the look-alikes: the threshold decides
     strict = CurveFitRule(final_step=30, start_step=5, min_trials=3, leader_probability=p / 2)
     assert strict.decide(trial, done + running, "minimize", done) is None
     lenient = CurveFitRule(final_step=30, start_step=5, min_trials=3, leader_probability=2 * p)
     d = lenient.decide(trial, done + running, "minimize", done)
     assert d is not None and d.evidence["threshold"] == 2 * p and "best tenth" in d.message
-    # among the finished trials alone it is no leader (2 of 20 are better) and is held to 5%
+    # among the finished trials alone it is no leader (2 of 20 are better) and is held to the default
     a = strict.assess(trial, done, "minimize", done)
-    assert a is not None and not a.leader and a.threshold == 0.05 and a.stop
+    assert a is not None and not a.leader and a.threshold == strict.probability and a.stop
     # a leader is never held to more than the default threshold
-    assert CurveFitRule(final_step=30, leader_probability=0.5).assess(trial, done + running, "minimize", done).threshold == 0.05
+    lax = CurveFitRule(final_step=30, leader_probability=0.5)
+    assert lax.assess(trial, done + running, "minimize", done).threshold == lax.probability
 
 
 def test_a_look_alike_that_ended_worse_than_promised_does_not_keep_hopeless_trials_alive():

@@ -16,7 +16,15 @@ trial:
 A handful of look-alikes cannot tell them apart, so a trial is stopped only when both
 find it hopeless. Each interval has two halves, each as wide as the errors on its side:
 the chance to beat the best depends on how much better than expected look-alikes ended
-(late bloomers), not on how much worse one ended (a spike, a collapse).
+(late bloomers), not on how much worse one ended (a spike, a collapse). The better half is
+narrowed by BETTER_HALF: the look-alikes are finished trials, which are the ones that kept
+improving (others were stopped), and a late bloom or two among a handful of them widens a
+root-mean-square half a lot. Over replays of four sets of real curves (bench/early_stopping.py:
+digits loss and accuracy, breast-cancer loss, boosting MSE), the true final value was better
+than the interval's better end 0.5-2.3% of the time instead of 5%; with that half at 0.65 of
+its width, 1.3-5.0% (1, 8 and 32 workers), and the rule's thresholds were lowered with it so
+that it stops the same trials (0.05 -> 0.0125, 0.2 -> 0.18 below the median, 0.01 -> 0.0015
+among the leaders).
 """
 from __future__ import annotations
 
@@ -33,6 +41,7 @@ from .extrapolation import MIN_POINTS, predict_final
 
 MIN_CALIBRATION = 5  # finished trials needed before predictions are calibrated
 NEIGHBOURS = (8, 24)  # how many look-alike finished trials calibrate one prediction (at least, at most)
+BETTER_HALF = 0.65  # the better half of an interval, as a share of the look-alikes' errors on that side
 
 
 def infer_floor(values: list[float], direction: str) -> float | None:
@@ -171,7 +180,8 @@ class Calibration:
     def _line(self, gain: float, slope: float | None) -> "TwoPieceT":
         """The achieved gain at `gain` on a line through the look-alikes' means, with the
         given slope or (None) the least-squares one, and a Student-t prediction interval
-        whose halves are as wide as the residuals on each side."""
+        whose halves are as wide as the residuals on each side (the better one narrowed by
+        BETTER_HALF: finished look-alikes are survivors)."""
         x, y, n = self.extrapolated, self.achieved, self.n
         xm, ym = float(x.mean()), float(y.mean())
         sxx = float(((x - xm) ** 2).sum())
@@ -181,7 +191,7 @@ class Calibration:
         r = y - ym - slope * (x - xm)
         dof = n - 2 if fitted else n - 1
         widen = math.sqrt(1.0 + 1.0 / n + ((gain - xm) ** 2 / sxx if fitted else 0.0))
-        return TwoPieceT(dof, ym + slope * (gain - xm), _semi_deviation(r[r < 0], dof) * widen,
+        return TwoPieceT(dof, ym + slope * (gain - xm), _semi_deviation(r[r < 0], dof) * widen * BETTER_HALF,
                          _semi_deviation(r[r > 0], dof) * widen)
 
 

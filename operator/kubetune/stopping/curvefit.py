@@ -111,13 +111,13 @@ class CurveFitRule:
     """
 
     final_step: int
-    probability: float = 0.05
+    probability: float = 0.0125
     margin: float = 0.0
     start_step: int = 5
     min_trials: int = 3
     interval: int = 1
-    median_probability: float = 0.2
-    leader_probability: float = 0.01
+    median_probability: float = 0.18
+    leader_probability: float = 0.0015
     objective: Strategy = "best"
 
     def __post_init__(self) -> None:
@@ -215,7 +215,7 @@ class CurveFitRule:
             "predicted": sign * a.mean, "lower": low, "upper": high, "best": sign * a.best,
             "probability": a.p_beat, "threshold": a.threshold, "calibrationTrials": float(a.calibration_trials),
         }
-        chance = f"{a.p_beat:.1%}"
+        chance = _percent(a.p_beat)
         standing = ""
         if a.median is not None:
             evidence["median"] = sign * a.median
@@ -226,7 +226,7 @@ class CurveFitRule:
                 evidence["finishedShare"] = a.finished_share
                 evidence["finishedProbability"] = unweighed
                 went = a.finished_near
-                chance += (f" ({unweighed:.1%} as the finished trials like it ended, weighed by "
+                chance += (f" ({_percent(unweighed)} as the finished trials like it ended, weighed by "
                            f"{went + 1}/{SURVIVOR_PEERS + 1}: {went} of the {SURVIVOR_PEERS} trials nearest it at "
                            "this step that went on finished, the others were stopped)")
         elif a.leader:
@@ -237,10 +237,16 @@ class CurveFitRule:
             message=(
                 f"at step {a.step} the curve extrapolates to {sign * a.mean:.6g} at step {self.final_step} "
                 f"(90% interval {low:.6g} to {high:.6g}); the chance to beat the best value "
-                f"{sign * a.best:.6g} is {chance}, below {a.threshold:.1%}{standing}"
+                f"{sign * a.best:.6g} is {chance}, below {_percent(a.threshold)}{standing}"
             ),
             evidence=evidence,
         )
+
+
+def _percent(p: float) -> str:
+    """A chance as a percentage with three significant digits: thresholds such as 0.15%
+    and 1.25% read as set."""
+    return f"{100 * p:.3g}%"
 
 
 def _finished_near(
