@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..api import Round, Study
+from ..stopping import CurveFitRule
 
 DEFAULT_MAX_TRIALS = 20
 DEFAULT_PARALLELISM = 2
@@ -70,10 +71,10 @@ def resolve(study: Study, rnd: Round) -> RoundSettings:
             start_step=int(_pick("start_step", *es, default=max(1, max_steps // 10))),  # type: ignore[arg-type]
             min_trials=int(_pick("min_trials", *es, default=3)),  # type: ignore[arg-type]
             interval=int(_pick("interval", *es, default=1)),  # type: ignore[arg-type]
-            probability=float(_pick("probability", *es, default=0.0125)),  # type: ignore[arg-type]
+            probability=float(_pick("probability", *es, default=CurveFitRule.probability)),  # type: ignore[arg-type]
             margin=float(_pick("margin", *es, default=0.0)),  # type: ignore[arg-type]
-            median_probability=float(_pick("median_probability", *es, default=0.18)),  # type: ignore[arg-type]
-            leader_probability=float(_pick("leader_probability", *es, default=0.0015)),  # type: ignore[arg-type]
+            median_probability=float(_pick("median_probability", *es, default=CurveFitRule.median_probability)),  # type: ignore[arg-type]
+            leader_probability=float(_pick("leader_probability", *es, default=CurveFitRule.leader_probability)),  # type: ignore[arg-type]
         ),
         max_steps=max_steps,
         direction=study.spec.objective.goal,

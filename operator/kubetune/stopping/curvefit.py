@@ -74,8 +74,8 @@ class Assessment:
 
     @property
     def finished_share(self) -> float | None:
-        """The weight on the chance below the median: (f + 1) / (SURVIVOR_PEERS + 1)."""
-        return None if self.finished_near is None else (self.finished_near + 1) / (SURVIVOR_PEERS + 1)
+        """The weight on the chance below the median (`_finished_weight`)."""
+        return None if self.finished_near is None else _finished_weight(self.finished_near)
 
     def interval(self) -> tuple[float, float]:
         return self.low, self.high
@@ -189,7 +189,7 @@ class CurveFitRule:
             gone = [g for g in map(orient, stopped or []) if g]
             near = _finished_near(position, step, done, gone, self.objective)
             if near is not None:
-                p_beat *= (near + 1) / (SURVIVOR_PEERS + 1)
+                p_beat *= _finished_weight(near)
         threshold = self.probability
         if leader:
             threshold = min(self.probability, self.leader_probability)
@@ -220,12 +220,12 @@ class CurveFitRule:
         if a.median is not None:
             evidence["median"] = sign * a.median
             standing = f"; it is worse than the median {sign * a.median:.6g} of the trials at this step"
-            if a.finished_share is not None and a.finished_near is not None:
+            if a.finished_near is not None:
                 # the interval is the finished look-alikes' view; the weighing is the stopped ones' say
-                unweighed = a.p_beat / a.finished_share
-                evidence["finishedShare"] = a.finished_share
+                went, share = a.finished_near, _finished_weight(a.finished_near)
+                unweighed = a.p_beat / share
+                evidence["finishedShare"] = share
                 evidence["finishedProbability"] = unweighed
-                went = a.finished_near
                 chance += (f" ({_percent(unweighed)} as the finished trials like it ended, weighed by "
                            f"{went + 1}/{SURVIVOR_PEERS + 1}: {went} of the {SURVIVOR_PEERS} trials nearest it at "
                            "this step that went on finished, the others were stopped)")
@@ -247,6 +247,12 @@ def _percent(p: float) -> str:
     """A chance as a percentage with three significant digits: thresholds such as 0.15%
     and 1.25% read as set."""
     return f"{100 * p:.3g}%"
+
+
+def _finished_weight(finished_near: int) -> float:
+    """The weight on a chance below the median when `finished_near` of the SURVIVOR_PEERS
+    nearest trials that went on finished: (f + 1) / (SURVIVOR_PEERS + 1)."""
+    return (finished_near + 1) / (SURVIVOR_PEERS + 1)
 
 
 def _finished_near(

@@ -41,9 +41,9 @@ class CurveFitPruner(BasePruner):
     `objective="last"` when the objective function returns the last value it reported (the
     usual case in optuna) rather than the best."""
 
-    def __init__(self, final_step: int, probability: float = 0.0125, margin: float = 0.0,
-                 start_step: int = 5, min_trials: int = 3, median_probability: float = 0.18,
-                 leader_probability: float = 0.0015, objective: Strategy = "best") -> None:
+    def __init__(self, final_step: int, probability: float = CurveFitRule.probability, margin: float = 0.0,
+                 start_step: int = 5, min_trials: int = 3, median_probability: float = CurveFitRule.median_probability,
+                 leader_probability: float = CurveFitRule.leader_probability, objective: Strategy = "best") -> None:
         self.rule = CurveFitRule(final_step=final_step, probability=probability, margin=margin,
                                  start_step=start_step, min_trials=min_trials,
                                  median_probability=median_probability, leader_probability=leader_probability,
