@@ -28,26 +28,9 @@ PARAMETER_RULES = [
         "fieldPath": ".min",
     },
     {
-        "rule": "self.type != 'categorical' || (has(self.choices) && size(self.choices) > 0)",
-        "message": "a categorical parameter needs at least one choice",
-        "fieldPath": ".choices",
-        "reason": "FieldValueRequired",
-    },
-    {
-        "rule": "self.type == 'categorical' || !has(self.choices)",
-        "message": "choices belong to categorical parameters only; use min and max for float and int",
-        "fieldPath": ".choices",
-    },
-    {
         "rule": "self.type != 'categorical' || (!has(self.min) && !has(self.max) && !has(self.log) && !has(self.step))",
         "message": "a categorical parameter takes choices, not min, max, log or step",
         "fieldPath": ".type",
-    },
-    {
-        "rule": "!has(self.choices) || self.choices.all(c, self.choices.filter(d, string(d) == string(c)).size() == 1)",
-        "message": "choices must be unique (trials read them as text, so 1 and \"1\" are the same choice)",
-        "fieldPath": ".choices",
-        "reason": "FieldValueDuplicate",
     },
     {
         "rule": "!has(self.step) || !has(self.log) || !self.log || (self.type == 'int' && self.step == 1.0)",
@@ -55,6 +38,18 @@ PARAMETER_RULES = [
         "fieldPath": ".step",
     },
 ]
+
+"""Rules the API server checks (CEL). A real API server hides from CEL every field whose
+schema has no type, and a parameter value (a choice, a fixed value) can be a string, a
+number or a boolean, which no structural type allows. So rules that read `choices` or
+`fixed` are checked by the models instead (`Parameter._choices_match_the_type`,
+`RoundSpec._searched_not_fixed`): `kubetune validate` refuses them and the operator
+reports them as Ready=False. The schema still refuses an empty or exactly repeated
+choice list (minItems, x-kubernetes-list-type: set)."""
+
+CHOICES_REQUIRED = "a categorical parameter needs at least one choice"
+CHOICES_ONLY_CATEGORICAL = "choices belong to categorical parameters only; use min and max for float and int"
+CHOICES_UNIQUE = "choices must be unique (trials read them as text, so 1 and \"1\" are the same choice)"
 
 
 class ParameterCondition(Model):
@@ -103,7 +98,7 @@ class Parameter(Model):
         default=None,
         max_length=64,
         description="Values of a categorical parameter (strings, numbers or booleans), unique.",
-        json_schema_extra={"items": SCALAR_SCHEMA},
+        json_schema_extra={"items": SCALAR_SCHEMA, "minItems": 1, "x-kubernetes-list-type": "set"},
     )
     when: ParameterCondition | None = Field(
         default=None,
@@ -114,6 +109,16 @@ class Parameter(Model):
     @classmethod
     def _choice_scalars(cls, v: list[Any] | None) -> list[Any] | None:
         return None if v is None else [_scalar(x, "choices") for x in v]
+
+    @model_validator(mode="after")
+    def _choices_match_the_type(self) -> "Parameter":
+        if self.type == "categorical" and not self.choices:
+            raise ValueError(f"choices: {CHOICES_REQUIRED}")
+        if self.type != "categorical" and self.choices is not None:
+            raise ValueError(f"choices: {CHOICES_ONLY_CATEGORICAL}")
+        if self.choices is not None and len({_text(c) for c in self.choices}) < len(self.choices):
+            raise ValueError(f"choices: {CHOICES_UNIQUE}")
+        return self
 
     @model_validator(mode="after")
     def _int_bounds(self) -> "Parameter":
@@ -127,6 +132,11 @@ class Parameter(Model):
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{field}: must be a finite number, got {value}")
         return self
+
+
+def _text(value: Scalar) -> str:
+    """A value as a trial reads it from its environment (true, not True)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _scalar(value: Any, field: str) -> Scalar:

@@ -27,19 +27,13 @@ ROUND_RULES = [
         "fieldPath": ".nuisance",
         "reason": "FieldValueDuplicate",
     },
-    {
-        "rule": "!has(self.scientific) || !has(self.fixed) || self.scientific.all(p, !(p.name in self.fixed))",
-        "message": "a scientific parameter cannot also be fixed",
-        "fieldPath": ".fixed",
-        "reason": "FieldValueDuplicate",
-    },
-    {
-        "rule": "!has(self.nuisance) || !has(self.fixed) || self.nuisance.all(p, !(p.name in self.fixed))",
-        "message": "a nuisance parameter cannot also be fixed",
-        "fieldPath": ".fixed",
-        "reason": "FieldValueDuplicate",
-    },
 ]
+
+# Rules over `fixed` live in the model (RoundSpec._searched_not_fixed): its values may be
+# strings, numbers or booleans, a schema without a type, which a real API server hides
+# from CEL (see parameters.py).
+SCIENTIFIC_FIXED = "a scientific parameter cannot also be fixed"
+NUISANCE_FIXED = "a nuisance parameter cannot also be fixed"
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
 
@@ -92,6 +86,14 @@ class RoundSpec(Model):
     @classmethod
     def _fixed_scalars(cls, v: dict[str, Any]) -> dict[str, Any]:
         return check_env_names(check_scalar_map(v, "fixed"))
+
+    @model_validator(mode="after")
+    def _searched_not_fixed(self) -> "RoundSpec":
+        for group, message in (("scientific", SCIENTIFIC_FIXED), ("nuisance", NUISANCE_FIXED)):
+            for p in getattr(self, group):
+                if p.name in self.fixed:
+                    raise ValueError(f"fixed.{p.name}: {message}")
+        return self
 
     @model_validator(mode="after")
     def _env_names_distinct(self) -> "RoundSpec":

@@ -132,6 +132,12 @@ def extension_problems(schema: dict[str, Any], data: Any, path: str = "") -> lis
             if key in seen:
                 problems.append(Problem(f"{path}[{i}]", f"Duplicate value: {dict(zip(keys, key))}"))
             seen.add(key)
+    if isinstance(data, list) and schema.get("x-kubernetes-list-type") == "set":
+        values: list[Any] = []
+        for i, item in enumerate(data):
+            if any(item == v and type(item) is type(v) for v in values):
+                problems.append(Problem(f"{path}[{i}]", f"Duplicate value: {json.dumps(item)}"))
+            values.append(item)
     if isinstance(data, dict):
         for rule in schema.get("x-kubernetes-validations", []):
             try:
