@@ -1,67 +1,97 @@
-"""Fixtures that run the real kopf operator against kmock's emulator over HTTP."""
+"""Fixtures that run the real kopf operator against a real kube-apiserver (with etcd and
+the garbage collector of kube-controller-manager), started fresh for each test from
+../shared/envtest, and a kubelet stand-in that runs pods as local processes."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
-import kmock
 import kopf
+import kubernetes
 import pytest
-import yaml
 
-from kubetune.api.crdgen import crd_by_kind
 from kubetune.controller.handlers import OperatorConfig, register
 from kubetune.controller.kube import Kube, api_client
 from kubetune.metrics.prometheus import PrometheusClient
 
-from .cluster import Cluster, GarbageCollector, Kubelet
+from ..envtest import ApiServer, missing
+from .kubelet import Kubelet
 
 NS = "tuning"
 TRAINER = str(Path(__file__).with_name("trainer.py"))
-
-
-
-@pytest.fixture()
-def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
-    """Use the emulator with object identity (see cluster.Cluster)."""
-    return {**kmock_options, "cls": Cluster}
+PLURALS = {"Study": "studies", "Round": "rounds", "Trial": "trials"}
 
 
 @pytest.fixture()
-def kubeconfig(tmp_path: Path, kmock: kmock.KubernetesEmulator, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "kubeconfig"
-    config.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": str(kmock.url)}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-        "users": [{"name": "test", "user": {"token": "test"}}],
-    }))
-    monkeypatch.setenv("KUBECONFIG", str(config))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    return config
+def apiserver(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """A real API server of this test's own, with kubetune's CRDs and the namespace `tuning`;
+    KUBECONFIG points at it. Stopped even when the test fails."""
+    why = missing()
+    if why:
+        pytest.skip(why)
+    server = ApiServer().start()
+    try:
+        monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        kubernetes.client.CoreV1Api(server.client()).create_namespace({"metadata": {"name": NS}})
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture()
-def cluster(kmock: Cluster, kubeconfig: Path) -> Cluster:
-    kmock.resources.load_bundled()
-    for kind, c in crd_by_kind().items():
-        plural = c["spec"]["names"]["plural"]
-        info = kmock.resources[f"kubetune.io/v1alpha1/{plural}"]
-        info.kind, info.namespaced = kind, True
-        info.verbs = {"list", "watch", "get", "create", "patch", "delete"}
-        info.subresources = {"status"}
-    kmock.resources["v1/pods"].verbs = {"list", "watch", "get", "create", "patch", "delete"}
-    kmock.resources["v1/namespaces"].verbs = {"list", "watch", "get"}
-    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"].verbs = {"list", "watch", "get"}
-    kmock.objects["v1/namespaces", None, NS] = {"metadata": {"name": NS}}
-    kmock.objects["v1/namespaces", None, "default"] = {"metadata": {"name": "default"}}
-    for c in crd_by_kind().values():
-        kmock.objects["apiextensions.k8s.io/v1/customresourcedefinitions", None, c["metadata"]["name"]] = c
-    return kmock
+def kubeconfig(apiserver: ApiServer) -> Path:
+    assert apiserver.kubeconfig is not None
+    return apiserver.kubeconfig
+
+
+class Response:
+    def __init__(self, status: int, body: str):
+        self.status, self.body = status, body
+
+    async def text(self) -> str:
+        return self.body
+
+
+class Api:
+    """The test's own client of the API server: what a user or kubectl does."""
+
+    def __init__(self, server: ApiServer):
+        self.server = server
+        self.client = server.client()
+        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+        self.core = kubernetes.client.CoreV1Api(self.client)
+
+    def _call(self, method: str, path: str, body: Any = None) -> Response:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if method == "PATCH":
+            headers["Content-Type"] = "application/merge-patch+json"
+        try:
+            resp = self.client.call_api(method, self.client.configuration.host + path, header_params=headers,
+                                        body=body, _request_timeout=10)
+            resp.read()
+            return Response(resp.status, (resp.data or b"").decode())
+        except kubernetes.client.ApiException as e:
+            return Response(e.status, e.body or "")
+
+    async def post(self, path: str, json: Any) -> Response:
+        return await asyncio.to_thread(self._call, "POST", path, json)
+
+    async def patch(self, path: str, json: Any) -> Response:
+        return await asyncio.to_thread(self._call, "PATCH", path, json)
+
+    async def delete(self, path: str) -> Response:
+        return await asyncio.to_thread(self._call, "DELETE", path)
+
+    def list(self, plural: str) -> list[dict]:
+        if plural == "pods":
+            return [self.client.sanitize_for_serialization(p)
+                    for p in self.core.list_namespaced_pod(NS, _request_timeout=10).items]
+        return self.custom.list_namespaced_custom_object("kubetune.io", "v1alpha1", NS, plural,
+                                                         _request_timeout=10)["items"]
 
 
 class Operator:
@@ -99,25 +129,20 @@ class Operator:
 
 
 @pytest.fixture()
-async def world(cluster: Cluster, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    """The emulator with a kubelet and a garbage collector running; stopped even on failure."""
+async def world(apiserver: ApiServer, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """The API server with a kubelet stand-in running; operators and trial processes are
+    stopped even when the test fails."""
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    kubelet = Kubelet(cluster, tmp_path, targets_file=tmp_path / "targets.json")
     (tmp_path / "targets.json").write_text("[]")
-    gc = GarbageCollector(cluster)
-    tasks = [asyncio.create_task(kubelet.run()), asyncio.create_task(gc.run())]
+    api = Api(apiserver)
+    kubelet = Kubelet(api.client, NS, tmp_path, targets_file=tmp_path / "targets.json").start()
     operators: list[Operator] = []
     try:
-        yield {"api": cluster, "kubelet": kubelet, "gc": gc, "operators": operators, "tmp": tmp_path}
+        yield {"api": api, "kubelet": kubelet, "operators": operators, "tmp": tmp_path, "server": apiserver}
     finally:
         for op in operators:
             await op.stop()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        kubelet.stop_all()
+        await asyncio.to_thread(kubelet.stop)
 
 
 def study_manifest(max_steps: int = 12, **spec: Any) -> dict:
@@ -153,18 +178,15 @@ def round_manifest(name: str = "r1", max_trials: int = 8, parallelism: int = 3, 
     return body
 
 
-async def create(api: Cluster, body: dict) -> None:
-    plural = {"Study": "studies", "Round": "rounds", "Trial": "trials"}[body["kind"]]
-    resp = await api.post(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/{plural}", json=body)
+async def create(api: Api, body: dict) -> None:
+    resp = await api.post(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/{PLURALS[body['kind']]}", json=body)
     assert resp.status in (200, 201), await resp.text()
 
 
-def live(api: Cluster, plural: str) -> dict[str, dict]:
-    out = {}
-    for (resource, namespace, name), obj in list(api.objects.items()):
-        if resource.plural == plural and not obj.deleted:
-            out[name] = obj.raw
-    return out
+def live(api: Api, plural: str) -> dict[str, dict]:
+    """The objects of a kind in the test namespace as the API server has them now, by name
+    (objects being deleted, held by a finalizer, included)."""
+    return {o["metadata"]["name"]: o for o in api.list(plural)}
 
 
 async def wait_for(predicate, timeout: float = 60.0, what: str = "condition", detail=None) -> None:

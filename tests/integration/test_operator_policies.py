@@ -1,6 +1,8 @@
 """Failures, evictions, divergence, bad input, edits and early stopping, through the real operator."""
 from __future__ import annotations
 
+import asyncio
+
 from kubetune.metrics.prometheus import PrometheusClient
 
 from .conftest import NS, create, live, round_manifest, start_operator, study_manifest, wait_for
@@ -37,7 +39,7 @@ async def test_an_evicted_pod_is_retried_without_counting_as_a_failure(world):
     await create(api, study_manifest(max_steps=40))
     await create(api, round_manifest(max_trials=1, parallelism=1))
     await wait_for(lambda: "r1-0-a1" in kubelet.procs, 30, "the first pod to run")
-    await kubelet.evict(NS, "r1-0-a1")
+    await asyncio.to_thread(kubelet.evict, "r1-0-a1")
     await wait_for(lambda: "r1-0-a2" in kubelet.procs, 30, "a second attempt")
     await wait_for(lambda: _status(api, "rounds", "r1").get("phase") == "Succeeded", 60, "the Round to succeed")
     t = live(api, "trials")["r1-0"]
@@ -63,19 +65,21 @@ async def test_a_diverged_trial_is_infeasible_not_failed(world):
 async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, caplog):
     api = world["api"]
     # a Trial made by hand in the good Round, with parameters no Round could have sampled
-    # and conditions no operator wrote (before the operator starts, so that it reads them)
+    # (before the operator starts, so that it reads them at once)
     await create(api, {
         "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial", "metadata": {"name": "by-hand", "namespace": NS},
         "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "good"}, "number": 99, "seed": 1,
                  "parameters": {"learning_rate": [0.1, 0.2]}},
     })
-    resp = await api.patch(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/trials/by-hand/status",
-                           json={"status": {"conditions": [{"type": "Ready", "status": "maybe"}, "junk"]}})
-    assert resp.status == 200
     op = await start_operator(world)
-    # the emulator does not validate, so this reaches the operator as a buggy admission chain would let it
+    # the API server refuses what its schema and CEL rules can see ...
+    refused = round_manifest(name="refused")
+    refused["spec"]["nuisance"][0]["min"] = 5.0  # min > max
+    resp = await api.post(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/rounds", json=refused)
+    assert resp.status == 422 and "min must be less than max" in await resp.text()
+    # ... and the operator what only the models check (values that may be any scalar)
     bad = round_manifest(name="bad")
-    bad["spec"]["nuisance"][0]["min"] = 5.0  # min > max
+    bad["spec"]["nuisance"][0]["choices"] = [0.1, 0.2]  # choices on a float parameter
     await create(api, bad)
     orphan = round_manifest(name="orphan")
     orphan["spec"]["studyRef"]["name"] = "missing"
@@ -103,7 +107,7 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, c
         return {c["type"]: c for c in _status(api, "rounds", name).get("conditions", [])}.get("Ready", {})
 
     assert ready("bad")["status"] == "False" and ready("bad")["reason"] == "InvalidSpec"
-    assert "spec.nuisance[0].min: min must be less than max" in ready("bad")["message"]
+    assert "spec.nuisance[0].choices: choices belong to categorical parameters only" in ready("bad")["message"]
     assert ready("orphan")["reason"] == "StudyNotFound"
     assert ready("clash")["status"] == "False" and ready("clash")["reason"] == "ParameterNameClash"
     assert "'Learning_Rate' and the Study baseline's 'learning_rate' differ only in case" in ready("clash")["message"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 
-from .cluster import free_port
+from .kubelet import free_port
 from .conftest import NS, create, live, round_manifest, study_manifest, wait_for
 
 
