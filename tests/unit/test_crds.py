@@ -101,3 +101,25 @@ def test_invalid_manifest_is_refused_naming_the_field(path):
     found = problems(yaml.safe_load(text))
     assert found, "accepted a bad manifest"
     assert any(str(p).startswith(expected) for p in found), [str(p) for p in found]
+
+
+def _cel_visible(node: dict) -> bool:
+    """Whether a real API server gives CEL a type for this schema: it drops a field with no
+    type (x-kubernetes-preserve-unknown-fields alone), and a list or map of such values."""
+    if node.get("x-kubernetes-int-or-string"):
+        return True
+    if node.get("type") == "array":
+        return _cel_visible(node.get("items") or {})
+    if node.get("type") == "object" and isinstance(node.get("additionalProperties"), dict):
+        return _cel_visible(node["additionalProperties"])
+    return "type" in node
+
+
+def test_cel_rules_read_only_fields_a_real_api_server_types():
+    """Offline, the same refusal a real API server gives (`undefined field 'choices'`)."""
+    for kind, c in crd_by_kind().items():
+        for path, node in _walk(c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]):
+            hidden = {name for name, sub in node.get("properties", {}).items() if not _cel_visible(sub)}
+            for rule in node.get("x-kubernetes-validations", []):
+                used = set(re.findall(r"self\.(\w+)", rule["rule"]))
+                assert not used & hidden, f"{kind} {path}: rule {rule['rule']!r} reads {used & hidden}, untyped"

@@ -32,6 +32,14 @@ PARAMETER_RULES = [
         "message": "a categorical parameter takes choices, not min, max, log or step",
         "fieldPath": ".type",
     },
+    *(
+        {
+            "rule": f"self.type != 'int' || !has(self.{field}) || self.{field} == double(int(self.{field}))",
+            "message": "an int parameter needs a whole number",
+            "fieldPath": f".{field}",
+        }
+        for field in ("min", "max", "step")
+    ),
     {
         "rule": "!has(self.step) || !has(self.log) || !self.log || (self.type == 'int' && self.step == 1.0)",
         "message": "a log domain cannot have a step (except step 1 for int)",
