@@ -7,17 +7,21 @@ cd "$(dirname "$0")/.."
 # torch first and pinned: 2.13.0 is a CPU wheel here; an unpinned torch pulls GBs of CUDA.
 python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" -e ".[dev,train]"
 
-if ! command -v prometheus >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "installing Debian's prometheus (tests start it on 127.0.0.1)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
-      || echo "warning: could not install prometheus; its tests will be skipped"
-  fi
+# Debian's prometheus (tests start it on 127.0.0.1) and etcd-server (the real API server
+# the tests start from ../shared/envtest keeps its data there).
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's ${need[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) \
+    || echo "warning: could not install ${need[*]}; the tests that need them will be skipped"
 fi
 # The Debian package starts nothing here, but stop a service that may have started so ports stay free.
-command -v systemctl >/dev/null 2>&1 && systemctl stop prometheus >/dev/null 2>&1 || true
+command -v systemctl >/dev/null 2>&1 && systemctl stop prometheus etcd >/dev/null 2>&1 || true
 
-bash scripts/get-helm.sh || echo "warning: no helm binary; chart rendering tests will be skipped"
+bash scripts/get-helm.sh || echo "warning: no helm or kubectl binary; chart and API server tests will be skipped"
+export PATH="$PWD/.tools/bin:$PATH"  # kubectl for ../shared/envtest/up.sh
 
 set +e
 python3 -m pytest "$@"

@@ -1,21 +1,44 @@
-"""End-to-end tests against the real cluster named by KUBECONFIG (kind is the documented way).
+"""End-to-end tests against a real API server: the cluster named by KUBECONFIG (kind is the
+documented way), or, without one, a throwaway kube-apiserver from ../shared/envtest.
 
-They skip, with one line saying why, when no cluster is reachable."""
+Tests that need more than an API server (nodes that run images, the operator installed
+by Helm) skip, with one line saying why, when they only have envtest."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import pytest
 
+from ..envtest import ApiServer, missing
+
+
+@dataclass
+class Cluster:
+    client: Any
+    version: Any
+    envtest: bool  # an API server only: no nodes, no images, no operator
+
 
 @pytest.fixture(scope="session")
-def k8s():
+def k8s() -> Iterator[Cluster]:
     kubernetes = pytest.importorskip("kubernetes")
-    if not os.environ.get("KUBECONFIG") and not os.path.exists(os.path.expanduser("~/.kube/config")):
-        pytest.skip("no cluster: KUBECONFIG is not set (see README: kind create cluster)")
+    config = os.environ.get("KUBECONFIG")
+    if config or os.path.exists(os.path.expanduser("~/.kube/config")):
+        try:
+            client = kubernetes.config.new_client_from_config(config_file=config)
+            version = kubernetes.client.VersionApi(client).get_code(_request_timeout=5)
+        except Exception as e:  # noqa: BLE001 - any failure to reach a cluster means: skip
+            pytest.skip(f"no reachable cluster in KUBECONFIG: {type(e).__name__}")
+        yield Cluster(client, version, envtest=False)
+        return
+    why = missing()
+    if why:
+        pytest.skip(f"no cluster: KUBECONFIG is not set (see README: kind create cluster), and {why}")
+    server = ApiServer(crds=None, controller_manager=False).start()
     try:
-        client = kubernetes.config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
-        version = kubernetes.client.VersionApi(client).get_code(_request_timeout=5)
-    except Exception as e:  # noqa: BLE001 - any failure to reach a cluster means: skip
-        pytest.skip(f"no reachable cluster in KUBECONFIG: {type(e).__name__}")
-    return client, version
+        client = server.client()
+        yield Cluster(client, kubernetes.client.VersionApi(client).get_code(_request_timeout=5), envtest=True)
+    finally:
+        server.stop()
