@@ -55,3 +55,18 @@ def test_curve_fitting_hears_of_the_peers_that_were_stopped():
                   late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13]) for i in range(20)]
     stop = stop_decision(s, me, mine, [me, *done, *gone])
     assert stop is not None and stop.evidence["finishedShare"] < 0.5 and "were stopped" in stop.message
+
+
+def test_no_rule_stops_a_trial_that_has_reached_its_last_step():
+    """Stopping at maxSteps saves nothing and would call a finished trial EarlyStopped."""
+    for rule in ({"rule": "median", "startStep": 3, "minTrials": 3},
+                 {"rule": "curvefit", "startStep": 3, "minTrials": 3}):
+        s = resolve(study(), round_(maxSteps=20, earlyStopping=rule))
+        me = trial(9, {"learning_rate": 0.1}, "Running")
+        peers = [trial(i, {"learning_rate": 0.1}, "Succeeded", 1.0, [(p.step, p.value) for p in _curve(1.0, 20)])
+                 for i in range(6)]
+        hopeless = _curve(5.0, 20)
+        assert stop_decision(s, me, hopeless[:12], [me, *peers]) is not None, rule  # before the end: stopped
+        assert stop_decision(s, me, hopeless, [me, *peers]) is None, rule
+        beyond = [*hopeless, CurvePoint(step=21, value=5.0)]  # a trainer that runs past maxSteps
+        assert stop_decision(s, me, beyond, [me, *peers]) is None, rule

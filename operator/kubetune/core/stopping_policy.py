@@ -35,9 +35,11 @@ def _peer_points(status: TrialStatus) -> list[tuple[int, float]]:
 
 
 def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers: list[Trial]) -> StopReason | None:
-    """Should this running trial stop now? Re-runs are never stopped: they measure variance."""
+    """Should this running trial stop now? Re-runs are never stopped: they measure variance.
+    Nor is a trial that has reached its last step: stopping it saves nothing and would call
+    a finished trial EarlyStopped."""
     rule = s.stopping
-    if rule.rule == "none" or trial.spec.purpose != "search" or not curve:
+    if rule.rule == "none" or trial.spec.purpose != "search" or not curve or curve[-1].step >= s.max_steps:
         return None
     others = [t for t in peers if t.metadata.name != trial.metadata.name and t.spec.purpose == "search"]
     points = {t.metadata.name: _peer_points(t.status) for t in others if t.status.curve}

@@ -206,6 +206,8 @@ class CurveFitRule:
         self, curve: Curve, others: list[Curve], direction: str, finished: list[Curve] | None = None,
         stopped: list[Curve] | None = None,
     ) -> Decision | None:
+        if curve and curve[-1][0] >= self.final_step:
+            return None  # training has ended: stopping saves nothing
         a = self.assess(curve, others, direction, finished, stopped)
         if a is None or not a.stop:
             return None
