@@ -30,6 +30,7 @@ from typing import Any
 
 METRIC_NAME = "kubetune_trial_metric"
 STEP_NAME = "kubetune_trial_step"
+DIVERGED_NAME = "kubetune_trial_diverged_step"
 TERMINATION_LIMIT = 4096
 LABELS = ("kubetune_namespace", "kubetune_study", "kubetune_round", "kubetune_trial")
 """Labels on every sample. Prefixed so they never clash with the target labels Prometheus adds
@@ -37,7 +38,7 @@ LABELS = ("kubetune_namespace", "kubetune_study", "kubetune_round", "kubetune_tr
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"step": None, "last": {}, "min": {}, "max": {}, "diverged": False,
-                          "infeasible": None, "error": None}
+                          "diverged_step": None, "infeasible": None, "error": None}
 _started = False
 _finished = False
 
@@ -57,7 +58,9 @@ def max_steps(default: int = 100) -> int:
 
 
 def report(step: int, **metrics: float) -> None:
-    """Publish the metrics of one step. A NaN or infinite objective marks the run diverged."""
+    """Publish the metrics of one step. A NaN or infinite objective marks the run diverged,
+    at this step: the operator (or `kubetune run`) ends it as Infeasible at its next look,
+    whether or not the training code checks `diverged()`."""
     _ensure_started()
     objective = os.environ.get("KUBETUNE_OBJECTIVE")
     with _lock:
@@ -70,6 +73,8 @@ def report(step: int, **metrics: float) -> None:
                 _state["max"][name] = max(_state["max"].get(name, value), value)
             elif name == objective or objective is None:
                 _state["diverged"] = True
+                if _state["diverged_step"] is None:
+                    _state["diverged_step"] = int(step)
 
 
 def diverged() -> bool:
@@ -92,6 +97,7 @@ def termination_message() -> str:
             "min": dict(_state["min"]),
             "max": dict(_state["max"]),
             "diverged": _state["diverged"],
+            "divergedStep": _state["diverged_step"],
             "infeasible": _state["infeasible"],
             "error": _state["error"],
         }
@@ -118,7 +124,7 @@ class _Collector:
 
         labels = {k: os.environ.get(k.upper(), "") for k in LABELS}
         with _lock:
-            step, last = _state["step"], dict(_state["last"])
+            step, last, diverged_step = _state["step"], dict(_state["last"]), _state["diverged_step"]
         if step is None:
             return
         g_step = GaugeMetricFamily(STEP_NAME, "Last training step reported by the trial.", labels=list(labels))
@@ -130,6 +136,11 @@ class _Collector:
             g_metric.add_metric([*labels.values(), name], value)
         yield g_step
         yield g_metric
+        if diverged_step is not None:
+            g_div = GaugeMetricFamily(DIVERGED_NAME, "First step at which the objective was NaN or infinite.",
+                                      labels=list(labels))
+            g_div.add_metric(list(labels.values()), diverged_step)
+            yield g_div
 
 
 def _ensure_started() -> None:

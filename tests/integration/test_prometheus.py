@@ -71,6 +71,23 @@ async def test_prometheus_outage_mid_trial_keeps_the_final_result(world, prometh
     assert op.task is not None and not op.task.done()  # the operator kept running
 
 
+async def test_a_trial_that_trains_on_after_nan_is_ended_infeasible_naming_the_step(world, prometheus):
+    """Its code never checks sdk.diverged(): the operator reads the step of the first NaN from
+    Prometheus (with the step query, no extra query) and ends it at its next poll."""
+    api = world["api"]
+    await start_operator(world, prometheus=PrometheusClient(prometheus.url, timeout=2, retries=1))
+    await create(api, study_manifest(max_steps=60, baseline={
+        "learning_rate": 0.1, "step_seconds": 0.5, "nan_at": 3, "train_on_nan": True}))
+    await create(api, round_manifest(max_trials=1, parallelism=1))
+    await wait_for(lambda: (live(api, "rounds")["r1"].get("status") or {}).get("phase") == "Succeeded", 60,
+                   "the Round to end")
+    t = live(api, "trials")["r1-0"]
+    assert t["status"]["phase"] == "Infeasible", t["status"]
+    assert t["status"]["message"] == "val_loss diverged (NaN or infinite) at step 3"
+    assert t["status"]["podName"] not in live(api, "pods")  # its pod was deleted, long before step 60
+    assert all(math.isfinite(p["value"]) for p in t["status"].get("curve", []))
+
+
 async def test_label_values_cannot_change_the_query(prometheus):
     client = PrometheusClient(prometheus.url, timeout=2, retries=0)
     evil = 'x"} or vector(1) or {__name__="up'

@@ -1,7 +1,8 @@
 """A fast, deterministic stand-in for a training script, reporting through the real SDK.
 
 val_loss(step) = floor + scale / step**0.5, where the floor depends on the parameters,
-so the Round has a clear best region. `crash` makes it fail; `nan_at` makes it diverge;
+so the Round has a clear best region. `crash` makes it fail; `nan_at` makes it diverge
+(and stop, unless `train_on_nan`: training code that never checks sdk.diverged());
 `overfit_from` makes it get worse by 0.1 a step after that step."""
 import math
 import os
@@ -22,7 +23,7 @@ for step in range(1, steps + 1):
     if p.get("nan_at") and step >= int(p["nan_at"]):
         value = float("nan")
     sdk.report(step, val_loss=value, val_accuracy=1.0 - value / 3)
-    if sdk.diverged():
+    if sdk.diverged() and not p.get("train_on_nan"):
         break
     if p.get("crash") and step >= 3:
         raise RuntimeError("simulated crash in the training loop")

@@ -354,3 +354,21 @@ def test_a_gitops_folder_with_other_objects_validates_and_runs_what_is_ours(tmp_
     (folder / "typo.yaml").write_text("apiVersion: kubetune.io/v1\nkind: Study\nmetadata: {name: typo}\n")
     res = kubetune("validate", str(folder))
     assert res.returncode == 1 and "apiVersion: expected kubetune.io/v1alpha1, got 'kubetune.io/v1'" in res.stdout
+
+
+def test_a_trial_that_trains_on_after_nan_is_ended_infeasible_at_the_next_poll(tmp_path):
+    """Its code never calls sdk.diverged(): kubetune run ends it, naming the step of the first NaN."""
+    manifest = write_manifests(tmp_path, max_trials=2, step_seconds=0.1, steps=60, stopping={"rule": "none"})
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    docs[0]["spec"]["baseline"].update(nan_at=3, train_on_nan=True)
+    manifest.write_text(yaml.safe_dump_all(docs))
+    out = tmp_path / "out"
+    res = kubetune("run", str(manifest), "--output", str(out), "--poll", "0.2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    trials = [yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")]
+    assert len(trials) == 2
+    for t in trials:
+        assert t["status"]["phase"] == "Infeasible", t["status"]
+        assert t["status"]["message"] == "val_loss diverged (NaN or infinite) at step 3"
+        assert t["status"].get("lastStep", 0) < 30  # ended long before step 60
+    assert not processes_started_by(out)

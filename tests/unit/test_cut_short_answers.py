@@ -48,7 +48,7 @@ BODY = (b"# TYPE kubetune_trial_step gauge\nkubetune_trial_step 7.0\n"
 def test_a_whole_answer_gives_the_step_and_metrics(server):
     url, reply = server
     reply[0] = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
-    assert scrape(url) == (7, {"val_loss": 0.25})
+    assert scrape(url) == (7, {"val_loss": 0.25}, None)
 
 
 @pytest.mark.parametrize("cut", [b"HTTP/1.0 200 OK\r\nContent-Length: 662\r\n\r\n",  # the body never came

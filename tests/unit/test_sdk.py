@@ -83,3 +83,34 @@ def test_gauges_are_served_and_sigterm_still_writes_the_result(tmp_path):
             proc.kill()
     doc = json.loads(term.read_text())
     assert proc.returncode == 143 and doc["step"] >= 1
+
+
+def test_a_trial_that_trains_on_after_nan_says_at_which_step_it_diverged(tmp_path):
+    """Training code that never checks sdk.diverged(): the step of the first NaN is kept,
+    served as a gauge (the operator and kubetune run end the trial at their next look) and
+    written to the termination message."""
+    script = SCRIPT.replace("    if sdk.diverged():\n        break\n", "")
+    port = free_port()
+    term = tmp_path / "term"
+    env = {**os.environ, "KUBETUNE_METRICS_PORT": str(port), "KUBETUNE_METRICS_ADDR": "127.0.0.1",
+           "KUBETUNE_TERMINATION_PATH": str(term), "KUBETUNE_OBJECTIVE": "val_loss"}
+    code = script.format(value="float('nan') if step >= 3 else 1.0", crash=False, sleep=0.02)
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        text = ""
+        for _ in range(200):
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+                if "kubetune_trial_diverged_step" in text:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.02)
+        line = next(ln for ln in text.splitlines() if ln.startswith("kubetune_trial_diverged_step{"))
+        assert float(line.rsplit(" ", 1)[1]) == 3.0
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    doc = json.loads(term.read_text())
+    assert doc["diverged"] is True and doc["divergedStep"] == 3 and doc["step"] == 99

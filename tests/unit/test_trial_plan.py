@@ -140,3 +140,17 @@ def test_pod_view_reads_the_kubelet_fields():
         "containerStatuses": [{"name": "train", "state": {"terminated": {"exitCode": 137, "message": "{}"}}}]}}
     v = pod_view(pod, "train")
     assert (v.phase, v.reason, v.exit_code, v.disrupted, v.termination_message) == ("Failed", "Evicted", 137, True, "{}")
+
+
+def test_a_running_trial_whose_objective_diverged_ends_infeasible_at_once():
+    t = trial(0, {})
+    t.status.phase, t.status.attempts, t.status.pod_name = "Running", 1, "r-0-a1"
+    curve = [CurvePoint(step=1, value=0.9), CurvePoint(step=2, value=0.8)]
+    plan = plan_trial(t, PodView("r-0-a1", "Running"), **KW, curve=curve, diverged_step=3)
+    assert plan.status.phase == "Infeasible" and plan.delete_pod == "r-0-a1"
+    assert plan.status.message == "val_loss diverged (NaN or infinite) at step 3"
+    assert plan.status.objective == 0.8  # the best of what it reported before
+    # and when the trial ended by itself first, its termination message says the same step
+    ended = plan_trial(t, PodView("r-0-a1", "Succeeded", exit_code=0,
+                                  termination_message=term(diverged=True, divergedStep=3, step=20)), **KW)
+    assert ended.status.phase == "Infeasible" and "at step 3" in ended.status.message

@@ -331,13 +331,14 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
                 and not (other.get("metadata") or {}).get("deletionTimestamp"):
             cfg.kube.delete_pod(namespace, other["metadata"]["name"], cfg.stop_grace_seconds)
 
-    curve = None
+    curve, diverged = None, None
     conditions = trial.status.conditions
     if (cfg.prometheus is not None and view is not None and trial.status.phase == "Running"
             and cfg.due(namespace, name, time.monotonic())):
         start = _epoch(trial.status.start_time) or (now.timestamp() - 3600)
         try:
-            curve = cfg.prometheus.curve(namespace, trial.metadata.name, s.metric, start - 60, now.timestamp())
+            curve, diverged = cfg.prometheus.observe(namespace, trial.metadata.name, s.metric, start - 60,
+                                                     now.timestamp())
             conditions = set_condition(conditions, "MetricsAvailable", True, "PrometheusQueried",
                                        f"{len(curve)} points of {s.metric} read", now)
         except PrometheusError as e:
@@ -345,11 +346,11 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             conditions = set_condition(conditions, "MetricsAvailable", False, "PrometheusUnavailable",
                                        f"{e}; final results will still be read from the pod's termination message", now)
     stop = None
-    if curve and view is not None and view.phase == "Running" and trial.status.phase == "Running":
+    if curve and view is not None and view.phase == "Running" and trial.status.phase == "Running" and diverged is None:
         peers = cfg.trials.of(_entries(trial_index, (namespace, rnd.metadata.name)))
         stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)
     plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, strategy=s.strategy,
-                      max_retries=s.max_retries, now=now, curve=curve, stop=stop)
+                      max_retries=s.max_retries, now=now, curve=curve, stop=stop, diverged_step=diverged)
     plan.status.conditions = conditions
     if stop is not None and plan.status.phase == "EarlyStopped":
         m.STOP_DECISIONS.labels(stop.rule).inc()

@@ -94,7 +94,9 @@ def outcome(
     if doc.get("infeasible"):
         return Outcome("Infeasible", objective, last, step, f"the trial declared itself infeasible: {doc['infeasible']}")
     if doc.get("diverged"):
-        return Outcome("Infeasible", objective, last, step, f"{metric} diverged (NaN or infinite) by step {step}")
+        at = doc.get("divergedStep")
+        when = f"at step {at}" if isinstance(at, int) else f"by step {step}"
+        return Outcome("Infeasible", objective, last, step, f"{metric} diverged (NaN or infinite) {when}")
     if pod.phase == "Succeeded":
         if objective is None:
             return Outcome("Failed", None, last, step, f"the trial exited successfully but never reported {metric}")
@@ -116,12 +118,14 @@ def plan_trial(
     curve: list[CurvePoint] | None = None,
     stop: StopReason | None = None,
     end: str | None = None,
+    diverged_step: int | None = None,
 ) -> TrialPlan:
     """Decide the Trial's next step.
 
     `curve` is the freshest curve read from metrics (None: none read this time);
     `stop` an early-stopping decision; `end` a reason to end the trial because its
-    Round has ended."""
+    Round has ended; `diverged_step` the step at which the trial reported a NaN or
+    infinite objective (it ends Infeasible, even if its code trains on)."""
     status = trial.status.model_copy(deep=True)
     status.observed_generation = trial.metadata.generation
     plan = TrialPlan(status=status)
@@ -137,6 +141,15 @@ def plan_trial(
     if end is not None:
         end_trial(status, end, now)
         if pod is not None and pod.phase in ("Pending", "Running"):
+            plan.delete_pod = pod.name
+        return plan
+
+    if diverged_step is not None and status.phase == "Running":
+        status.phase = "Infeasible"
+        status.message = f"{metric} diverged (NaN or infinite) at step {diverged_step}"
+        status.objective = objective_value(status.curve, direction, strategy)
+        status.completion_time = rfc3339(now)
+        if pod is not None:
             plan.delete_pod = pod.name
         return plan
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 from pathlib import Path
 
@@ -83,15 +84,15 @@ class LocalRun:
         if phase_of(trial) in FINISHED and (pod is None or not pod.running):
             return
         view = pod.view() if pod else None
-        fresh = self._read_curve(trial, pod) if pod else []
+        fresh, diverged = self._read_curve(trial, pod) if pod else ([], None)
         stop = None
-        if view is not None and view.phase == "Running" and trial.status.phase == "Running":
+        if view is not None and view.phase == "Running" and trial.status.phase == "Running" and diverged is None:
             stop = stop_decision(self.settings, trial, merge(trial.status.curve, fresh), list(self.trials.values()))
         before = trial.status.phase
         tp = plan_trial(
             trial, view, metric=self.settings.metric, direction=self.settings.direction,
             strategy=self.settings.strategy, max_retries=self.settings.max_retries, now=now,
-            curve=fresh or None, stop=stop, end=end,
+            curve=fresh or None, stop=stop, end=end, diverged_step=diverged,
         )
         trial.status = tp.status
         if tp.delete_pod and tp.delete_pod in self.pods:
@@ -107,20 +108,20 @@ class LocalRun:
             self.echo(f"{trial.metadata.name}: {trial.status.phase} — {trial.status.message}")
         self.store.save_trial(trial)
 
-    def _read_curve(self, trial: Trial, pod: LocalPod) -> list[CurvePoint]:
+    def _read_curve(self, trial: Trial, pod: LocalPod) -> tuple[list[CurvePoint], int | None]:
+        """The points read now, and the step where the objective diverged, if it did."""
         got = scrape(pod.url) if pod.running else None
         metric = self.settings.metric
         points: list[CurvePoint] = []
-        if got and metric in got[1]:
-            step, metrics = got
-            points.append(CurvePoint(step=step, value=metrics[metric]))
+        if got and metric in got.metrics and math.isfinite(got.metrics[metric]):
+            points.append(CurvePoint(step=got.step, value=got.metrics[metric]))
         elif not pod.running and (message := pod.termination_message()) is not None:
             # the last point of a run that ended between two scrapes
             doc = read_termination(message)
             value = (doc.get("last") or {}).get(metric)
             if isinstance(value, (int, float)) and isinstance(doc.get("step"), int):
                 points.append(CurvePoint(step=doc["step"], value=float(value)))
-        return points
+        return points, (got.diverged_step if got else None)
 
     # -- the whole run ------------------------------------------------------
     def interrupt(self) -> None:

@@ -11,8 +11,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..api.trial import CurvePoint
+from ..sdk import DIVERGED_NAME
 from .promql import curve_queries
 
 
@@ -71,17 +73,31 @@ class PrometheusClient:
         )
         return list(data.get("result", []))
 
-    def curve(self, namespace: str, trial: str, metric: str, start: float, end: float) -> list[CurvePoint]:
-        """The trial's objective curve between start and end (Unix seconds)."""
+    def observe(self, namespace: str, trial: str, metric: str, start: float, end: float) -> Observed:
+        """The trial's objective curve between start and end (Unix seconds), and the step
+        at which the objective diverged, if the trial reported one."""
         step = max(1.0, math.ceil((end - start) / 10000))
         mq, sq = curve_queries(namespace, trial, metric)
-        return join_curve(self.query_range(mq, start, end, step), self.query_range(sq, start, end, step))
+        steps = self.query_range(sq, start, end, step)
+        diverged = [int(float(v)) for s in steps if s.get("metric", {}).get("__name__") == DIVERGED_NAME
+                    for _, v in s.get("values", []) if math.isfinite(float(v))]
+        return Observed(join_curve(self.query_range(mq, start, end, step), steps), min(diverged, default=None))
+
+    def curve(self, namespace: str, trial: str, metric: str, start: float, end: float) -> list[CurvePoint]:
+        """The trial's objective curve between start and end (Unix seconds)."""
+        return self.observe(namespace, trial, metric, start, end).curve
+
+
+class Observed(NamedTuple):
+    curve: list[CurvePoint]
+    diverged_step: int | None
 
 
 def join_curve(metric_series: list[dict], step_series: list[dict]) -> list[CurvePoint]:
     """Pair each metric sample with the step reported at the same evaluation time; the
     latest value for a step wins."""
-    steps = {float(t): int(float(v)) for s in step_series for t, v in s.get("values", [])}
+    steps = {float(t): int(float(v)) for s in step_series if s.get("metric", {}).get("__name__") != DIVERGED_NAME
+             for t, v in s.get("values", [])}
     by_step: dict[int, float] = {}
     for s in metric_series:
         for t, v in s.get("values", []):

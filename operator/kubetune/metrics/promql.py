@@ -1,7 +1,7 @@
 """PromQL for trial curves, with every label value escaped."""
 from __future__ import annotations
 
-from ..sdk import METRIC_NAME, STEP_NAME
+from ..sdk import DIVERGED_NAME, METRIC_NAME, STEP_NAME
 
 
 def escape(value: str) -> str:
@@ -15,9 +15,11 @@ def selector(namespace: str, trial: str) -> str:
 
 
 def curve_queries(namespace: str, trial: str, metric: str) -> tuple[str, str]:
-    """(metric query, step query) of one trial. `max by` folds series of restarted pods."""
+    """(metric query, step query) of one trial. `max by` folds series of restarted pods.
+    The step query also brings the step at which the objective diverged, when the SDK has
+    reported one, as a series of its own name: no extra query per poll."""
     sel = selector(namespace, trial)
     return (
         f'max by (kubetune_trial) ({METRIC_NAME}{{{sel},metric="{escape(metric)}"}})',
-        f"max by (kubetune_trial) ({STEP_NAME}{{{sel}}})",
+        f'max by (kubetune_trial, __name__) ({{__name__=~"{STEP_NAME}|{DIVERGED_NAME}",{sel}}})',
     )
