@@ -75,6 +75,24 @@ def report(step: int, **metrics: float) -> None:
                 _state["diverged"] = True
                 if _state["diverged_step"] is None:
                     _state["diverged_step"] = int(step)
+        _append_report(int(step), metrics)
+
+
+_reports: Any = None
+
+
+def _append_report(step: int, metrics: dict[str, float]) -> None:
+    """Every report, one JSON line each, to KUBETUNE_REPORTS_PATH when it is set: `kubetune
+    run` reads them, so a local curve has every step however fast the trial reports and
+    however slowly it is polled. (On a cluster, Prometheus' scrape resolution stays.)"""
+    global _reports
+    path = os.environ.get("KUBETUNE_REPORTS_PATH")
+    if not path:
+        return
+    if _reports is None:
+        _reports = open(path, "a", buffering=1, encoding="utf-8")
+    values = {k: _json_number(float(v)) for k, v in metrics.items()}
+    _reports.write(json.dumps({"step": step, "metrics": values}, separators=(",", ":")) + "\n")
 
 
 def diverged() -> bool:

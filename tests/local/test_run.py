@@ -372,3 +372,18 @@ def test_a_trial_that_trains_on_after_nan_is_ended_infeasible_at_the_next_poll(t
         assert t["status"]["message"] == "val_loss diverged (NaN or infinite) at step 3"
         assert t["status"].get("lastStep", 0) < 30  # ended long before step 60
     assert not processes_started_by(out)
+
+
+def test_every_reported_step_reaches_the_curve_whatever_the_poll_interval(tmp_path):
+    """20 steps in 1.5 s, polled every second: the Trial still has all 20 points."""
+    manifest = write_manifests(tmp_path, max_trials=2, step_seconds=0.075, steps=20, stopping={"rule": "none"})
+    out = tmp_path / "out"
+    res = kubetune("run", str(manifest), "--output", str(out), "--poll", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for path in (out / "trials").glob("*.yaml"):
+        t = yaml.safe_load(path.read_text())
+        lr = t["spec"]["parameters"]["learning_rate"]
+        floor = 0.05 + (math.log10(lr) + 2.0) ** 2 * 0.1  # the trainer's curve
+        assert [p["step"] for p in t["status"]["curve"]] == list(range(1, 21)), path.name
+        for p in t["status"]["curve"]:
+            assert p["value"] == pytest.approx(floor + 1.0 / math.sqrt(p["step"]))

@@ -55,6 +55,8 @@ class LocalPod:
         self.port = free_port(taken)  # taken: the ports of the other running trials
         self.termination = pods / f"{name}.term"
         self.termination.unlink(missing_ok=True)
+        self.reports = pods / f"{name}.reports.jsonl"  # every step the SDK reported (local/reports.py)
+        self.reports.unlink(missing_ok=True)
         container = training_container_spec(study)
         env = dict(os.environ)
         env.update({e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e})
@@ -63,6 +65,7 @@ class LocalPod:
             "KUBETUNE_METRICS_PORT": str(self.port),
             "KUBETUNE_METRICS_ADDR": "127.0.0.1",
             "KUBETUNE_TERMINATION_PATH": str(self.termination),
+            "KUBETUNE_REPORTS_PATH": str(self.reports),
             "PYTHONUNBUFFERED": "1",
         })
         self.log_path = logs / f"{name}.log"

@@ -29,6 +29,7 @@ from ..space import ParameterNameClash
 from ..report.html import render_report
 from .interrupts import Interrupts
 from .process import LocalPod
+from .reports import ReportReader
 from .scrape import scrape
 from .store import RunStateError, RunStore, foreign_state
 
@@ -58,6 +59,7 @@ class LocalRun:
         self.settings = resolve(study, rnd)
         self.trials: dict[str, Trial] = {t.metadata.name: t for t in trials}
         self.pods: dict[str, LocalPod] = {}
+        self.reports: dict[str, ReportReader] = {}  # pod name -> its SDK's per-step reports
         self.analyses = AnalysisCache()
         self.store.save_study(study)
 
@@ -109,7 +111,13 @@ class LocalRun:
         self.store.save_trial(trial)
 
     def _read_curve(self, trial: Trial, pod: LocalPod) -> tuple[list[CurvePoint], int | None]:
-        """The points read now, and the step where the objective diverged, if it did."""
+        """The points reported since the last poll, and the step where the objective
+        diverged, if it did. The SDK writes every report to a file; a trainer that does not
+        (another SDK) is scraped, which sees only the step of the moment."""
+        reader = self.reports.setdefault(pod.name, ReportReader(pod.reports, self.settings.metric))
+        points = reader.read_new()
+        if reader.offset:
+            return points, reader.diverged_step
         got = scrape(pod.url) if pod.running else None
         metric = self.settings.metric
         points: list[CurvePoint] = []
