@@ -34,7 +34,7 @@ from ..space import ParameterNameClash
 from ..metrics.prometheus import PrometheusClient, PrometheusError
 from ..workload import render_pod, training_container
 from .adoption import plan_study_status
-from .kube import Kube
+from .kube import Forbidden, Kube
 from .pods import pod_view
 from .trial_models import TrialModels
 
@@ -49,6 +49,7 @@ class OperatorConfig:
     poll_seconds: float = 15.0
     stop_grace_seconds: int = 30
     backoff_seconds: float = 10.0
+    forbidden_retry_seconds: float = 60.0  # after a 403: RBAC does not change by itself in seconds
     clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc))
     analyses: AnalysisCache = field(default_factory=AnalysisCache)
     trials: TrialModels = field(default_factory=TrialModels)
@@ -126,6 +127,17 @@ def _temporary(e: Exception) -> kopf.TemporaryError:
     return kopf.TemporaryError(f"the API server refused a call: {e}", delay=5)
 
 
+def _forbidden(cfg: "OperatorConfig", body: kopf.Body, patch: kopf.Patch, e: Forbidden,
+               post: Any = kopf.warn) -> kopf.TemporaryError:
+    """A 403 is a configuration problem: say so on the object (Ready=False/Forbidden, logged
+    once), in a Warning Event (kopf posts none for timers), and retry slowly instead of every
+    few seconds."""
+    _set_ready_false(patch, _plain(body), "Forbidden", str(e), cfg.clock())
+    post(body, reason="Forbidden", message=str(e))
+    return kopf.TemporaryError(f"{e} (retrying in {cfg.forbidden_retry_seconds:g} s)",
+                               delay=cfg.forbidden_retry_seconds)
+
+
 def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     """Register every handler with the given intervals (tests use short ones)."""
 
@@ -176,6 +188,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         try:
             reconcile_round(cfg, _plain(body), namespace, name, patch, study_index, trial_index,
                             _Others(trial_name_index, namespace, name))
+        except Forbidden as e:
+            m.RECONCILE_ERRORS.labels("Round").inc()
+            raise _forbidden(cfg, body, patch, e) from None
         except ApiException as e:
             m.RECONCILE_ERRORS.labels("Round").inc()
             raise _temporary(e) from None
@@ -192,6 +207,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         try:
             reconcile_trial(cfg, _plain(body), namespace, name, patch, study_index, round_index, trial_index,
                             pod_index)
+        except Forbidden as e:
+            m.RECONCILE_ERRORS.labels("Trial").inc()
+            raise _forbidden(cfg, body, patch, e) from None
         except ApiException as e:
             m.RECONCILE_ERRORS.labels("Trial").inc()
             raise _temporary(e) from None
@@ -364,7 +382,17 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         pod_body = render_pod(study, trial, plan.create_pod, plan.status.attempts)
         if cfg.kube.create_pod(namespace, pod_body):
             m.PODS_CREATED.inc()
+    plan.status.conditions = permitted(plan.status.conditions)
     _write_status(patch, raw.get("status"), plan.status)
+
+
+def permitted(conditions: list[Condition]) -> list[Condition]:
+    """The conditions once a pass went through: a Ready=False/Forbidden said earlier is over
+    (a Trial has no Ready condition of its own; a Round's plan sets Ready itself)."""
+    ready = get_condition(conditions, "Ready")
+    if ready is None or ready.reason != "Forbidden":
+        return conditions
+    return [c for c in conditions if c.type != "Ready"]
 
 
 def _epoch(ts: str | None) -> float | None:
