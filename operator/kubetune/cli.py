@@ -115,9 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
     p.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster")
     p.add_argument("--prometheus-url", default=None, help="Prometheus HTTP API base URL")
-    p.add_argument("--health-port", type=int, default=8080, help="liveness/readiness probes (0: off)")
+    p.add_argument("--health-port", type=int, default=8080,
+                   help="probes: /healthz (503 while paused by a peer), /livez (0: off)")
     p.add_argument("--metrics-port", type=int, default=9100, help="operator metrics (0: off)")
-    p.add_argument("--peering", default="kubetune", help="kopf peering name for HA ('' for standalone)")
+    p.add_argument("--listen-address", default="0.0.0.0", help="address the probe and metrics servers bind to")
+    p.add_argument("--peering", default=None, metavar="NAME",
+                   help="take part in kopf's peering NAME (several replicas, one acting); default: standalone")
+    p.add_argument("--peering-priority", type=int, default=None, metavar="N",
+                   help="with --peering: the live peer with the highest priority acts (default: random)")
     p.add_argument("--poll", type=seconds, default=15.0, help="seconds between metric polls of running trials")
     p.set_defaults(func=_operator)
 

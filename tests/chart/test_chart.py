@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from .helm import CHART, ROOT, allows, helm, render
 
@@ -40,9 +39,22 @@ def test_the_operator_runs_unprivileged_with_probes_and_limits():
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]
+    # a replica paused by the peering is alive (/livez) but not ready (/healthz answers 503)
+    assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["resources"]["limits"]["memory"] and c["resources"]["requests"]["cpu"]
-    assert "--namespace=tuning" in c["args"] and "--peering=" in c["args"]
+    # one replica runs standalone: no --peering at all (an absent peering would pause it forever)
+    assert "--namespace=tuning" in c["args"] and not any(a.startswith("--peering") for a in c["args"])
+
+
+def test_the_operator_args_are_ones_the_command_accepts():
+    from kubetune.cli import build_parser
+
+    for variant in VARIANTS:
+        (dep,) = [d for d in render(*VARIANTS[variant]) if d["kind"] == "Deployment"]
+        args = build_parser().parse_args(dep["spec"]["template"]["spec"]["containers"][0]["args"])
+        assert args.command == "operator" and args.health_port == 8080
+        assert args.peering == ("kubetune" if variant == "cluster-wide-ha" else None), variant
 
 
 def test_ha_turns_on_peering_and_cluster_wide_uses_a_cluster_role():
@@ -50,9 +62,12 @@ def test_ha_turns_on_peering_and_cluster_wide_uses_a_cluster_role():
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--peering=kubetune" in args and "--all-namespaces" in args
-    assert any(d["kind"] == "ClusterKopfPeering" for d in docs)
+    (peering,) = [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    assert peering["metadata"]["name"] == "kubetune"  # the one --peering names
+    env_list = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in env_list
     assert any(d["kind"] == "ClusterRole" for d in docs) and not any(d["kind"] == "Role" for d in docs)
-    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBETUNE_PROMETHEUS_URL"] == "http://prom:9090" and env["KUBETUNE_PROMETHEUS_TOKEN_FILE"]
 
 
@@ -99,3 +114,6 @@ def test_chart_crds_are_the_generated_ones():
 def test_notes_tell_the_user_what_to_do_next():
     res = helm("install", "--dry-run", "t", str(CHART), "-n", "tuning")
     assert "kubectl get tuning -n tuning" in res.stdout and "prometheus.url is empty" in res.stdout
+    assert "It runs standalone" in res.stdout
+    res = helm("install", "--dry-run", "t", str(CHART), "-n", "tuning", "--set", "replicas=3")
+    assert 'It runs 3 replicas in kopf\'s peering "kubetune"' in res.stdout

@@ -23,10 +23,11 @@ def _get(url: str) -> tuple[int, str]:
 async def test_the_operator_command_serves_probes_and_metrics_and_runs_a_round(world, kubeconfig):
     api = world["api"]
     health, metrics = free_port(), free_port()
+    log = open(world["tmp"] / "operator.log", "wb")  # a pipe nobody reads would block the operator
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS, "--peering", "",
+        [sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS, "--listen-address", "127.0.0.1",
          "--health-port", str(health), "--metrics-port", str(metrics), "--poll", "1"],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)}, stdout=log, stderr=subprocess.STDOUT)
     try:
         await create(api, study_manifest())
         await create(api, round_manifest(max_trials=3, parallelism=3))
@@ -49,6 +50,7 @@ async def test_the_operator_command_serves_probes_and_metrics_and_runs_a_round(w
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 async def _kubetune(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
