@@ -102,7 +102,9 @@ def test_reruns_recommend_adoption_only_with_evidence():
              for i, d in enumerate([0.03, -0.04, 0.02])]
     best2 = trial(0, {"learning_rate": 0.02}, "Succeeded", 0.47)
     r2 = rerun_statistics([best2, *noisy, *base], "minimize")
-    assert r2.recommendation == "gatherMoreEvidence" and r2.reruns_needed and r2.reruns_needed > 4
+    # a gain of 0.014 against a noise of 0.024: telling whether it clears the minimum worth
+    # adopting (by default that noise) takes more runs than are worth making (more than 50)
+    assert r2.recommendation == "keepBaseline" and r2.reruns_needed is None
     worse = [trial(20 + i, {"learning_rate": 0.02}, "Succeeded", 0.6 + d, purpose="rerun", rerun_of="r-0")
              for i, d in enumerate([0.01, 0.0, 0.02])]
     r3 = rerun_statistics([trial(0, {}, "Succeeded", 0.45), *worse, *base], "minimize")

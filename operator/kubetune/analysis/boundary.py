@@ -6,6 +6,7 @@ from ..space import position
 from .model import BoundaryWarning
 
 EDGE = 0.1  # the outer 10% of the domain (in log space for log domains)
+MIN_TRIALS = 5  # fewer succeeded trials than this and the check is skipped
 
 
 def top_share(n_finished: int) -> int:
@@ -15,7 +16,7 @@ def top_share(n_finished: int) -> int:
 
 def boundary_warnings(params: list[Parameter], ranked: list[Trial]) -> list[BoundaryWarning]:
     """`ranked`: finished trials with an objective, best first."""
-    if len(ranked) < 5:
+    if len(ranked) < MIN_TRIALS:
         return []
     top = ranked[: top_share(len(ranked))]
     out = []
@@ -36,3 +37,10 @@ def boundary_warnings(params: list[Parameter], ranked: list[Trial]) -> list[Boun
                              f"10% of [{p.min:g}, {p.max:g}]{scale}; widen the range {direction}"),
                 ))
     return out
+
+
+def boundary_skipped(ranked: list[Trial]) -> str | None:
+    """Why the boundary check said nothing, when it is for lack of trials."""
+    if len(ranked) >= MIN_TRIALS:
+        return None
+    return f"boundary check skipped: {len(ranked)} succeeded trials, it needs {MIN_TRIALS}"

@@ -10,9 +10,14 @@ trials (here, 3 parameters: ~6 s at 300 trials, ~50 s at 1000, blocking the Roun
 reconcile pass), the bounded one stays near a second at thousands of trials. On
 planted objectives (additive, interacting, a valley; 50 and 200 trials, 6
 parameters) the importances differ from the default's by at most 0.011.
+
+optuna's fANOVA grows its forest with scikit-learn, a dependency of kubetune; an
+environment without it gets a message instead of importances, never an error that
+stops the Round.
 """
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from functools import lru_cache
 from typing import Any
@@ -25,16 +30,29 @@ from ..sampling import Observation, build_study
 from ..space import SearchSpace
 
 TREES, DEPTH = 16, 8
+MIN_TRIALS = 6  # fewer succeeded trials than this and importance is skipped
 
 
 def importance(space: SearchSpace, finished: list[Trial], direction: str) -> dict[str, float]:
     """fANOVA importance of each searched parameter over the Round's finished trials
     (empty with too few trials or only one parameter)."""
-    if len(finished) < 6 or len(space.parameters) < 2:
+    if importance_skipped(space, finished) or len(space.parameters) < 2:
         return {}
     rows = tuple(sorted((t.spec.number, tuple(sorted(t.spec.parameters.items())), t.status.objective)
                         for t in finished))
     return dict(_fanova(tuple(sorted(space.distributions().items())), rows, direction))
+
+
+def importance_skipped(space: SearchSpace, finished: list[Trial]) -> str | None:
+    """Why importance is missing, when it is for lack of trials or of scikit-learn
+    (with a single searched parameter there is nothing to compare: no message)."""
+    if len(space.parameters) < 2:
+        return None
+    if len(finished) < MIN_TRIALS:
+        return f"importance skipped: {len(finished)} succeeded trials, it needs {MIN_TRIALS}"
+    if importlib.util.find_spec("sklearn") is None:
+        return "importance skipped: fANOVA needs scikit-learn (pip install scikit-learn)"
+    return None
 
 
 @lru_cache(maxsize=64)  # a Round needs its latest entry; each holds its trials' rows (~0.4 KB a trial)
@@ -51,6 +69,6 @@ def _fanova(
             got = optuna.importance.get_param_importances(
                 study, evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=TREES, max_depth=DEPTH, seed=0)
             )
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError, ImportError):
         return ()
     return tuple((k, round(float(v), 4)) for k, v in got.items())

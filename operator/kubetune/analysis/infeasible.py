@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..api import Parameter, Trial
 from ..core.round_plan import phase_of
 from .model import Infeasibility, InfeasibleRegion
+from .regions import region
 
 BAD = ("Infeasible", "Failed")
 
@@ -15,33 +16,8 @@ def infeasibility(params: list[Parameter], trials: list[Trial]) -> Infeasibility
     if len(bad) < 2:
         return result
     for p in params:
-        region = _region(p, ended)
-        if region:
-            result.regions.append(InfeasibleRegion(parameter=p.name, message=region))
+        where = region(p, ended, lambda t: phase_of(t) in BAD)
+        if where:
+            verb = "were infeasible or failed" if p.type == "categorical" else "diverged or failed"
+            result.regions.append(InfeasibleRegion(parameter=p.name, message=f"{where} {verb}"))
     return result
-
-
-def _region(p: Parameter, ended: list[Trial]) -> str | None:
-    having = [t for t in ended if p.name in t.spec.parameters]
-    if p.type == "categorical":
-        for choice in p.choices or []:
-            group = [t for t in having if t.spec.parameters[p.name] == choice]
-            bad = [t for t in group if phase_of(t) in BAD]
-            # a region only where the rest of the space worked: when everything fails, the
-            # cause is not this parameter (a broken command, a missing metric)
-            worked_elsewhere = any(phase_of(t) not in BAD for t in having if t.spec.parameters[p.name] != choice)
-            if len(bad) >= 2 and len(bad) == len(group) and worked_elsewhere:
-                return f"all {len(group)} trials with {p.name} = {choice} were infeasible or failed"
-        return None
-    values = sorted(having, key=lambda t: float(t.spec.parameters[p.name]))
-    flags = [phase_of(t) in BAD for t in values]
-    # the longest run of bad trials at either end of the parameter's range
-    for side in ("upper", "lower"):
-        seq = flags[::-1] if side == "upper" else flags
-        run = next((i for i, f in enumerate(seq) if not f), len(seq))
-        if run >= 2 and run < len(seq):
-            edge = values[-run] if side == "upper" else values[run - 1]
-            v = float(edge.spec.parameters[p.name])
-            op = ">=" if side == "upper" else "<="
-            return f"all {run} trials with {p.name} {op} {v:.4g} diverged or failed"
-    return None

@@ -40,6 +40,16 @@ class CurveFinding(Model):
     message: str
 
 
+class CurveSummary(Model):
+    """One curve problem over the whole Round: how many trials show it, and where they lie."""
+
+    finding: str  # overfitting | stillImproving | noisy
+    count: int
+    of: int
+    regions: list[str] = Field(default_factory=list)
+    message: str
+
+
 class IsolationPoint(Model):
     parameter: str
     value: str
@@ -60,8 +70,10 @@ class RerunStatistics(Model):
     groups: list[RerunGroup] = Field(default_factory=list)
     winner: str | None = None
     p_value: float | None = None
-    difference: float | None = None
-    reruns_needed: int | None = None
+    difference: float | None = None  # winner better than the baseline by this much (> 0: better)
+    interval: list[float] | None = None  # 95% confidence interval of the difference
+    min_improvement: float | None = None  # the smallest difference worth adopting
+    reruns_needed: int | None = None  # gatherMoreEvidence: runs per configuration that would likely tell
     recommendation: str | None = None  # adopt | keepBaseline | gatherMoreEvidence
     message: str = ""
 
@@ -71,7 +83,9 @@ class Analysis(Model):
     boundaries: list[BoundaryWarning] = Field(default_factory=list)
     infeasible: Infeasibility = Field(default_factory=Infeasibility)
     curves: list[CurveFinding] = Field(default_factory=list)
+    curve_summary: list[CurveSummary] = Field(default_factory=list)
     importance: dict[str, float] = Field(default_factory=dict)
     isolation: list[IsolationPoint] = Field(default_factory=list)
     reruns: RerunStatistics | None = None
+    skipped: list[str] = Field(default_factory=list)  # checks that had too little data, one line each
     messages: list[str] = Field(default_factory=list)

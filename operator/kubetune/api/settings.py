@@ -136,6 +136,25 @@ class Reruns(Model):
     include_baseline: bool = Field(
         default=True, description="Re-run the Study's baseline as often, so the winner is compared on equal terms."
     )
+    min_improvement: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "The smallest gain over the baseline worth adopting, in the objective's units: the winner is "
+            "recommended when its mean gain over the re-runs is at least this and significant (the 95% "
+            "confidence interval of the difference excludes zero). Default: the "
+            "noise of the re-runs themselves (the larger of their pooled standard deviation and how much their "
+            "curves move from step to step late in training). With minRelativeImprovement, the larger applies."
+        ),
+    )
+    min_relative_improvement: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "The smallest gain worth adopting as a fraction of the baseline's mean objective (0.01: 1%); "
+            "see minImprovement."
+        ),
+    )
 
 
 class RoundDefaults(Model):
