@@ -73,6 +73,21 @@ def _report(args: argparse.Namespace) -> int:
     return report_cli(args)
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import dashboard_cli
+
+    return dashboard_cli(args)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kubetune")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _adopt(args: argparse.Namespace) -> int:
     from .report.cli import adopt_cli
 
@@ -92,6 +107,7 @@ def seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetune", description="Hyperparameter tuning, the whole process.")
+    parser.add_argument("--version", action="version", version=f"kubetune {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run a Round on this machine, no cluster needed")
@@ -103,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run)
 
     p = sub.add_parser("validate", help="check manifests as the API server would")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", nargs="+", help="Study and Round manifests (files or directories)")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("crds", help="print or write the CustomResourceDefinitions")
@@ -128,14 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write the HTML report of a Round")
     p.add_argument("source", help="a local run directory, or a Round name on the cluster")
-    p.add_argument("--namespace", "-n", default=None)
+    p.add_argument("--namespace", "-n", default=None, help="the Round's namespace on the cluster (default: default)")
     p.add_argument("--output", "-o", default=None, help="HTML file to write")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("adopt", help="adopt a Round's recommended configuration as its Study's new baseline")
     p.add_argument("round", help="the Round name on the cluster")
-    p.add_argument("--namespace", "-n", default=None)
+    p.add_argument("--namespace", "-n", default=None, help="the Round's namespace (default: default)")
     p.set_defaults(func=_adopt)
+
+    p = sub.add_parser("dashboard", help="serve the live report of local runs or of the cluster's Rounds (read-only)")
+    p.add_argument("source", nargs="?", default=None,
+                   help="a `kubetune run` output directory, or the folder holding several (e.g. ./kubetune-runs); "
+                        "none: the cluster of the kubeconfig (KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--namespace", "-n", default=None, help="with the cluster: the namespace to show (default: default)")
+    p.add_argument("--port", "-p", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; the page has no login)")
+    p.set_defaults(func=_dashboard)
     return parser
 
 

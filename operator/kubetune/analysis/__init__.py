@@ -7,7 +7,7 @@ from ..core.settings import resolve
 from ..space import SearchSpace
 from .boundary import boundary_skipped, boundary_warnings, top_share
 from .curves import curve_findings, curves_skipped, round_curves, step_findings
-from .importance import importance, importance_skipped
+from .importance import importance, importance_basis, importance_skipped
 from .infeasible import infeasibility
 from .isolation import isolation
 from .model import Analysis, RankedTrial
@@ -27,15 +27,16 @@ def analyze_round(study: Study, rnd: Round, trials: list[Trial]) -> Analysis:
                      for t in best_first[:5]],
         boundaries=boundary_warnings(params, best_first),
         infeasible=infeasibility(params, search),
-        importance=importance(space, best_first, s.direction),
-        isolation=isolation(list(rnd.spec.scientific), best_first, s.direction),
+        importance=importance(space, search, s.direction, s.strategy),
+        importance_basis=importance_basis(space, search, s.direction, s.strategy),
+        isolation=isolation(list(rnd.spec.scientific), search, s.direction),
         reruns=rerun_statistics(trials, s.direction, rnd.spec.reruns),
         curve_summary=round_curves(params, search, s.direction, s.max_steps, s.strategy),
     )
     for t in best_first[: min(3, top_share(len(best_first)))]:
         a.curves += curve_findings(t, s.direction, s.max_steps, s.strategy)
     a.curves += step_findings(trials, s.max_steps)
-    a.skipped = [m for m in (boundary_skipped(best_first), importance_skipped(space, best_first),
+    a.skipped = [m for m in (boundary_skipped(best_first), importance_skipped(space, search, s.direction, s.strategy),
                              curves_skipped(best_first)) if m]
     a.messages = [w.message for w in a.boundaries]
     if a.infeasible.count:

@@ -14,6 +14,11 @@ parameters) the importances differ from the default's by at most 0.011.
 optuna's fANOVA grows its forest with scikit-learn, a dependency of kubetune; an
 environment without it gets a message instead of importances, never an error that
 stops the Round.
+
+It rests on every search trial with a value, early-stopped ones included, each at the
+common step of `evidence.gather` (succeeded trials alone leave out the regions early
+stopping cut short, and with them the parameter that matters most); `importance_basis`
+says on how many trials and at which step.
 """
 from __future__ import annotations
 
@@ -28,28 +33,37 @@ from optuna.distributions import BaseDistribution
 from ..api import Trial
 from ..sampling import Observation, build_study
 from ..space import SearchSpace
+from .evidence import Evidence, gather
 
 TREES, DEPTH = 16, 8
-MIN_TRIALS = 6  # fewer succeeded trials than this and importance is skipped
+MIN_TRIALS = 6  # fewer trials with a value than this and importance is skipped
 
 
-def importance(space: SearchSpace, finished: list[Trial], direction: str) -> dict[str, float]:
-    """fANOVA importance of each searched parameter over the Round's finished trials
-    (empty with too few trials or only one parameter)."""
-    if importance_skipped(space, finished) or len(space.parameters) < 2:
+def importance(space: SearchSpace, trials: list[Trial], direction: str, strategy: str = "best") -> dict[str, float]:
+    """fANOVA importance of each searched parameter over the Round's search trials with a
+    value, each at the common step (empty with too few trials or only one parameter)."""
+    ev = gather(trials, direction, strategy)
+    if importance_skipped(space, trials, direction, strategy) or len(space.parameters) < 2:
         return {}
-    rows = tuple(sorted((t.spec.number, tuple(sorted(t.spec.parameters.items())), t.status.objective)
-                        for t in finished))
+    rows = tuple(sorted((t.spec.number, tuple(sorted(t.spec.parameters.items())), v) for t, v in ev.values))
     return dict(_fanova(tuple(sorted(space.distributions().items())), rows, direction))
 
 
-def importance_skipped(space: SearchSpace, finished: list[Trial]) -> str | None:
+def importance_basis(space: SearchSpace, trials: list[Trial], direction: str, strategy: str = "best") -> str:
+    """On what the importances rest, for a person: "16 trials (9 succeeded, 7 early-stopped), ..."."""
+    return gather(trials, direction, strategy).describe() if len(space.parameters) >= 2 else ""
+
+
+def importance_skipped(space: SearchSpace, trials: list[Trial], direction: str = "minimize",
+                       strategy: str = "best") -> str | None:
     """Why importance is missing, when it is for lack of trials or of scikit-learn
     (with a single searched parameter there is nothing to compare: no message)."""
     if len(space.parameters) < 2:
         return None
-    if len(finished) < MIN_TRIALS:
-        return f"importance skipped: {len(finished)} succeeded trials, it needs {MIN_TRIALS}"
+    ev: Evidence = gather(trials, direction, strategy)
+    if len(ev.values) < MIN_TRIALS:
+        what = "succeeded or early-stopped" if ev.early_stopped else "succeeded"
+        return f"importance skipped: {len(ev.values)} {what} trials, it needs {MIN_TRIALS}"
     if importlib.util.find_spec("sklearn") is None:
         return "importance skipped: fANOVA needs scikit-learn (pip install scikit-learn)"
     return None

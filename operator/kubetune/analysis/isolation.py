@@ -1,12 +1,18 @@
 """The isolation view: for each scientific value, the best objective with the nuisance
-parameters optimized out, and the trial that reached it."""
+parameters optimized out, and the trial that reached it.
+
+Every search trial with a value counts, early-stopped ones with their value so far (a
+real observation, and a pessimistic one: it would only have improved), so each value's
+count and spread are those the slice plots show; `trials` and `early_stopped` say on
+how many it rests."""
 from __future__ import annotations
 
 import math
 
 from ..api import Parameter, Trial
-from ..core.round_plan import best_trial
+from ..core.round_plan import phase_of
 from ..space import position
+from .evidence import gather
 from .model import IsolationPoint
 
 BUCKETS = 5
@@ -24,7 +30,11 @@ def _label(p: Parameter, value: object) -> str:
     return f"[{a:.3g}, {b:.3g})"
 
 
-def isolation(scientific: list[Parameter], finished: list[Trial], direction: str) -> list[IsolationPoint]:
+def isolation(scientific: list[Parameter], trials: list[Trial], direction: str) -> list[IsolationPoint]:
+    """One point per scientific value: the best of its search trials with a value (succeeded
+    or early-stopped, each at its objective)."""
+    finished = gather(trials, direction).trials if scientific else []
+    sign = 1.0 if direction == "minimize" else -1.0
     out = []
     for p in scientific:
         groups: dict[str, list[Trial]] = {}
@@ -37,9 +47,10 @@ def isolation(scientific: list[Parameter], finished: list[Trial], direction: str
         keys = order + sorted(k for k in groups if k not in order)
         for key in keys:
             group = groups.get(key, [])
-            best = best_trial(group, direction)
+            best = min(group, key=lambda t: sign * t.status.objective, default=None)  # type: ignore[operator]
             out.append(IsolationPoint(
                 parameter=p.name, value=key, trials=len(group),
+                early_stopped=sum(phase_of(t) == "EarlyStopped" for t in group),
                 best=best.status.objective if best else None, trial=best.metadata.name if best else None,
             ))
     return out

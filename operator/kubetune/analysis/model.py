@@ -55,7 +55,8 @@ class IsolationPoint(Model):
     value: str
     best: float | None = None
     trial: str | None = None
-    trials: int = 0
+    trials: int = 0  # search trials with a value at this scientific value
+    early_stopped: int = 0  # of which early-stopped (counted with their value so far)
 
 
 class RerunGroup(Model):
@@ -85,6 +86,7 @@ class Analysis(Model):
     curves: list[CurveFinding] = Field(default_factory=list)
     curve_summary: list[CurveSummary] = Field(default_factory=list)
     importance: dict[str, float] = Field(default_factory=dict)
+    importance_basis: str = ""  # on how many trials (and at which common step) importance rests
     isolation: list[IsolationPoint] = Field(default_factory=list)
     reruns: RerunStatistics | None = None
     skipped: list[str] = Field(default_factory=list)  # checks that had too little data, one line each
