@@ -111,7 +111,7 @@ def test_a_round_runs_locally_with_stopping_analysis_and_report(tmp_path):
     assert best["value"] == min(t["status"]["objective"] for t in trials if t["status"]["phase"] == "Succeeded")
     assert rnd["status"]["analysis"]["bestTrials"][0]["name"] == best["name"]
     html = (out / "report.html").read_text()
-    assert "<svg" in html and "fast-r" in html and "learning_rate" in html
+    assert "Plotly.newPlot" in html and "id='recommendation'" in html and "fast-r" in html and "learning_rate" in html
     assert str(out / "report.html") in res.stdout
 
 

@@ -1,1 +1,1 @@
-"""The HTML report of a Round: one self-contained file, plots as inline SVG."""
+"""The HTML report of a Round: one self-contained file, plots drawn by plotly.js, inlined."""

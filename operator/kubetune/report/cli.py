@@ -12,6 +12,10 @@ from .html import render_report
 
 def load_local(run_dir: Path) -> tuple[Study, Round, list[Trial]]:
     """A `kubetune run` directory, read the way the run itself reads it (without creating anything)."""
+    if not (run_dir / "trials").is_dir() and any(run_dir.glob("*.y*ml")):  # a run always has trials/
+        raise RunStateError(
+            f"{run_dir} holds manifests, not a run: run them first (kubetune run {run_dir} -o OUT), "
+            "then report on the run's directory (kubetune report OUT)")
     for name in ("study.yaml", "round.yaml"):
         if not (run_dir / name).is_file():
             raise RunStateError(f"{run_dir} is not a kubetune run directory ({run_dir / name} is missing)")
