@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 # torch first and pinned: 2.13.0 is a CPU wheel here; an unpinned torch pulls GBs of CUDA.
 python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" -e ".[dev,train]"
 
-# Debian's prometheus (tests start it on 127.0.0.1) and etcd-server (the real API server
-# the tests start from ../shared/envtest keeps its data there).
+# Debian's prometheus (tests start it on 127.0.0.1), etcd-server (the real API server the
+# tests start from ../shared/envtest keeps its data there) and chromium (headless, for the
+# browser tests).
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # tests/browser load the report and the dashboard
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian's ${need[*]}"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) \

@@ -105,6 +105,12 @@ def seconds(text: str) -> float:
     return value
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_cli
+
+    return export_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetune", description="Hyperparameter tuning, the whole process.")
     parser.add_argument("--version", action="version", version=f"kubetune {_version()}")
@@ -140,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peering-priority", type=int, default=None, metavar="N",
                    help="with --peering: the live peer with the highest priority acts (default: random)")
     p.add_argument("--poll", type=seconds, default=15.0, help="seconds between metric polls of running trials")
+    p.add_argument("--resync", type=seconds, default=30.0,
+                   help="seconds between the safety-net passes over each Round and Trial (events start passes at once)")
+    p.add_argument("--workers", type=int, default=8, help="reconcile passes that run at once (threads)")
+    p.add_argument("--kube-qps", type=float, default=50.0,
+                   help="Kubernetes API calls per second the passes make on average (0: no client-side limit)")
+    p.add_argument("--kube-burst", type=int, default=100, help="calls allowed at once above --kube-qps")
     p.set_defaults(func=_operator)
 
     p = sub.add_parser("report", help="write the HTML report of a Round")
@@ -147,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", "-n", default=None, help="the Round's namespace on the cluster (default: default)")
     p.add_argument("--output", "-o", default=None, help="HTML file to write")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("export", help="write a Round and all its trials to YAML or CSV (cluster, archive or local run)")
+    p.add_argument("round", help="a Round name on the cluster (also one pruned: its Study's archive), or a run directory")
+    p.add_argument("--namespace", "-n", default=None, help="the Round's namespace on the cluster (default: default)")
+    p.add_argument("--study", default=None, help="the Study that archived the Round (when several could have)")
+    p.add_argument("--format", "-f", choices=["yaml", "csv"], default=None, help="default: csv for -o *.csv, else yaml")
+    p.add_argument("--output", "-o", default=None, help="file to write (default: standard output)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("adopt", help="adopt a Round's recommended configuration as its Study's new baseline")
     p.add_argument("round", help="the Round name on the cluster")
