@@ -87,13 +87,13 @@ class Kubelet:
                 proc, term, _, _, _ = self.procs[name]
                 code = proc.poll()
                 if code is not None and name not in self.reported:
-                    self.reported.add(name)
                     message = term.read_text(errors="replace") if term.exists() else ""
                     exit_code = code if code >= 0 else 128 - code
                     self._status(name, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [
                         self._container(name, {"terminated": {
                             "exitCode": exit_code, "message": message[:4096], "startedAt": _now(), "finishedAt": _now(),
                             "reason": "Completed" if code == 0 else "Error"}})]})
+                    self.reported.add(name)  # only once the API server has it: a refused write is retried
                     changed = True
             if changed:
                 self._targets()

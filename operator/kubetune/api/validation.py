@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,10 +115,17 @@ def _typed(schema: dict[str, Any], data: Any) -> Any:
     return data
 
 
+_CEL = threading.Lock()
+
+
 @functools.cache
 def _program(rule: str) -> Any:
-    env = celpy.Environment()
-    return env.program(env.compile(rule))
+    # The operator's handlers run in threads; celpy builds its lark grammar on first use, and
+    # several threads doing that at once failed now and then at an operator's start (a
+    # SystemError "AST constructor recursion depth mismatch" from CPython's ast.literal_eval).
+    with _CEL:
+        env = celpy.Environment()
+        return env.program(env.compile(rule))
 
 
 def extension_problems(schema: dict[str, Any], data: Any, path: str = "") -> list[Problem]:
@@ -140,6 +148,8 @@ def extension_problems(schema: dict[str, Any], data: Any, path: str = "") -> lis
             values.append(item)
     if isinstance(data, dict):
         for rule in schema.get("x-kubernetes-validations", []):
+            if "oldSelf" in rule["rule"]:
+                continue  # a transition rule: judges an update, and one manifest has no old object
             try:
                 ok = bool(_program(rule["rule"]).evaluate({"self": celpy.json_to_cel(_typed(schema, data))}))
             except celpy.CELEvalError as e:  # a rule that cannot evaluate is a refusal on a real server too
