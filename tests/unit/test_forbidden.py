@@ -81,8 +81,10 @@ def test_the_object_says_forbidden_and_the_retry_is_slow():
     err = _forbidden(cfg, body, patch, classify(refused(), "create", "pods", "tuning"), post)
     assert isinstance(err, kopf.TemporaryError) and err.delay == 60
     assert "may not create pods in namespace tuning" in str(err) and "retrying in 60 s" in str(err)
-    (cond,) = patch["status"]["conditions"]
+    conds = {c["type"]: c for c in patch["status"]["conditions"]}
+    cond = conds["Ready"]
     assert (cond["type"], cond["status"], cond["reason"]) == ("Ready", "False", "Forbidden")
+    assert (conds["Stalled"]["status"], conds["Stalled"]["reason"]) == ("True", "Forbidden")  # kstatus: Failed
     assert 'verbs ["create"]' in cond["message"]
     assert events == [("r1-0", "Forbidden", cond["message"])]  # `kubectl describe trial` shows it
     # said once: the same refusal again changes nothing on the object

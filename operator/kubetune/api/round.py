@@ -29,6 +29,35 @@ ROUND_RULES = [
     },
 ]
 
+
+def _unchanged(field: str, what: str) -> dict[str, str]:
+    """A transition rule: `field` keeps the value it had when the Round was created. Trials
+    already sampled under the old value would be compared with trials sampled under the new
+    one, so the message sends the user to a new Round. Equality reads whole values, the
+    untyped ones (choices, fixed values) included: a real API server compares them although
+    a rule cannot name them (`self.fixed.lr` does not compile)."""
+    return {
+        "rule": f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        "message": f"{what} cannot change once the Round exists (its trials were sampled under the old one); "
+                   "create a new Round with a new name instead",
+        "fieldPath": f".{field}",
+        "reason": "FieldValueForbidden",
+    }
+
+
+IMMUTABLE_FIELDS = {
+    "studyRef": "studyRef",
+    "scientific": "the search space (scientific)",
+    "nuisance": "the search space (nuisance)",
+    "fixed": "the search space (fixed)",
+    "algorithm": "the algorithm",
+}
+"""Fields of a Round's spec the API server refuses to change (CEL transition rules). The
+others may change while the Round runs and take effect on the next pass: budget
+(parallelism, maxTrials, maxFailedTrials, maxRetries), earlyStopping, reruns, maxSteps, goal."""
+
+ROUND_RULES += [_unchanged(field, what) for field, what in IMMUTABLE_FIELDS.items()]
+
 # Rules over `fixed` live in the model (RoundSpec._searched_not_fixed): its values may be
 # strings, numbers or booleans, a schema without a type, which a real API server hides
 # from CEL (see parameters.py).
@@ -36,6 +65,14 @@ SCIENTIFIC_FIXED = "a scientific parameter cannot also be fixed"
 NUISANCE_FIXED = "a nuisance parameter cannot also be fixed"
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
+
+
+def _any_values_object(schema: dict[str, Any]) -> None:
+    """`fixed`: a map of scalars of any type. Declared as an object that preserves unknown
+    fields (not as additionalProperties without a type): a real API server gives such an
+    object a CEL type, so a transition rule can compare it as a whole."""
+    schema.pop("additionalProperties", None)
+    schema.update({"type": "object", "x-kubernetes-preserve-unknown-fields": True, "maxProperties": 64})
 
 
 class RoundSpec(Model):
@@ -64,10 +101,7 @@ class RoundSpec(Model):
     fixed: dict[str, Any] = Field(
         default_factory=dict,
         description="Parameters held at these values for the whole Round (overriding the Study baseline).",
-        json_schema_extra={
-            "additionalProperties": {"x-kubernetes-preserve-unknown-fields": True},
-            "maxProperties": 64,
-        },
+        json_schema_extra=_any_values_object,
     )
     algorithm: Algorithm | None = Field(default=None, description="Search algorithm (default from the Study).")
     budget: Budget | None = Field(default=None, description="Budget (default from the Study).")
@@ -154,6 +188,16 @@ class BestTrial(Model):
     )
 
 
+class ArchiveState(Model):
+    """Where the Round's results are kept beyond its own life, and how current that copy is."""
+
+    study: str = Field(description="The Study whose status.archive holds the Round's results.")
+    trials: int = Field(default=0, description="Trials in the archive.")
+    phase: str = Field(default="", description="The Round's phase when it was archived last.")
+    time: str = Field(description="When the archive was written last.")
+    message: str = Field(default="", description="A problem with the archive, for a person (e.g. it did not fit).")
+
+
 class RoundStatus(Model):
     """What the operator observed about the Round."""
 
@@ -170,8 +214,14 @@ class RoundStatus(Model):
     completion_time: str | None = Field(default=None, description="When the Round ended.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Observations: Ready (spec valid and Study found), Complete, Failed, MetricsAvailable.",
+        description=(
+            "Observations: Ready (True once the Round is complete, Unknown while it runs, False when it "
+            "cannot go on), Reconciling (trials running), Stalled (why it cannot go on), Complete, Failed."
+        ),
         json_schema_extra=CONDITIONS_EXTRA,
+    )
+    archive: ArchiveState | None = Field(
+        default=None, description="Where the Round's results are kept once the Round is deleted (its Study's status)."
     )
     analysis: dict[str, Any] | None = Field(
         default=None,

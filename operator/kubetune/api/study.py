@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, Scalar
 from .parameters import check_env_names, check_scalar_map
@@ -12,8 +12,23 @@ from .settings import RoundDefaults
 METRIC_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
 
+OBJECTIVE_RULES = [
+    {
+        "rule": "self.metric == oldSelf.metric && self.goal == oldSelf.goal"
+                " && (has(self.strategy) ? self.strategy : 'best') == (has(oldSelf.strategy) ? oldSelf.strategy : 'best')",
+        "message": "the objective (metric, goal, strategy) cannot change once the Study exists: its Rounds' "
+                   "results are values of the old one; create a new Study with a new name instead "
+                   "(additionalMetrics may change)",
+        "reason": "FieldValueForbidden",
+    }
+]
+
+
 class Objective(Model):
-    """The metric the Study optimizes."""
+    """The metric the Study optimizes. metric, goal and strategy cannot change once the Study
+    exists (the API server refuses it); additionalMetrics may."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": OBJECTIVE_RULES})
 
     metric: str = Field(
         pattern=METRIC_PATTERN,
@@ -135,6 +150,30 @@ class RoundSummary(Model):
     best_value: float | None = Field(default=None, description="Best objective value of the Round.")
 
 
+class RoundArchive(Model):
+    """The results of one Round, kept by its Study so that they outlive the Round: a Round
+    pruned by Argo CD or Flux (or deleted by hand) takes its Trials with it."""
+
+    round: str = Field(description="Round name.")
+    uid: str = Field(default="", description="metadata.uid of the Round archived (a later Round may reuse the name).")
+    goal: str = Field(default="", description="The Round's goal.")
+    phase: str = Field(default="", description="The Round's phase when it was archived last.")
+    best_trial: str | None = Field(default=None, description="Name of the Round's best trial.")
+    best_value: float | None = Field(default=None, description="Objective value of the Round's best trial.")
+    trials: int = Field(default=0, description="Trials in the archive.")
+    curve_points: int = Field(
+        default=0,
+        description="Curve points kept per trial (fewer than the Trial had when the archive would not fit; 0: none).",
+    )
+    time: str = Field(description="When the archive was written last.")
+    data: str = Field(
+        description=(
+            "The Round and its Trials (spec and status) as JSON, gzip-compressed and base64-encoded. "
+            "`kubetune export ROUND` writes them out as YAML or CSV."
+        ),
+    )
+
+
 class StudyStatus(Model):
     """What the operator observed about the Study."""
 
@@ -147,7 +186,16 @@ class StudyStatus(Model):
     adopted: list[Adoption] = Field(default_factory=list, description="History of adopted configurations.")
     rounds: list[RoundSummary] = Field(default_factory=list, description="The Study's Rounds.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Observations: Ready.", json_schema_extra=CONDITIONS_EXTRA
+        default_factory=list, description="Observations: Ready, Reconciling, Stalled.",
+        json_schema_extra=CONDITIONS_EXTRA,
+    )
+    archive: list[RoundArchive] = Field(
+        default_factory=list,
+        description=(
+            "The results of the Study's Rounds, written as their trials finish and before a Round is deleted "
+            "(kubetune export ROUND reads them back). Deleted with the Study."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["round"]},
     )
 
 

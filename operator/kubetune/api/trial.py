@@ -88,7 +88,10 @@ class TrialStatus(Model):
     stop_reason: StopReason | None = Field(default=None, description="Why the early-stopping rule stopped the trial.")
     message: str = Field(default="", description="What happened last, for a person.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Observations: MetricsAvailable.", json_schema_extra=CONDITIONS_EXTRA
+        default_factory=list,
+        description=("Observations: Ready (True with a result, Unknown while running, False when failed), "
+                     "Reconciling, Stalled, MetricsAvailable."),
+        json_schema_extra=CONDITIONS_EXTRA,
     )
 
 

@@ -17,6 +17,7 @@ from ..api.round import BestTrial, RoundStatus, TrialCounts
 from ..memo import Memo
 from ..sampling import Observation, Suggester
 from ..space import SearchSpace, check_names, effective_parameters
+from . import kstatus
 from .settings import RoundSettings, resolve
 
 ACTIVE = ("Pending", "Running")
@@ -125,10 +126,7 @@ def plan_round(
     counts = _counts(trials)
     status = rnd.status.model_copy(deep=True)
     status.observed_generation = rnd.metadata.generation
-    conditions = set_condition(
-        status.conditions, "Ready", True, "StudyFound", f"Study {study.metadata.name} found; spec is valid",
-        now, rnd.metadata.generation,
-    )
+    conditions = status.conditions  # Ready, Reconciling and Stalled are set at the end (kstatus)
     done_before = _terminal(status)
     active = [t for t in trials if phase_of(t) in ACTIVE]
     search = [t for t in trials if t.spec.purpose == "search"]
@@ -205,8 +203,24 @@ def plan_round(
         else "Running" if (trials or plan.create)
         else "Pending"
     )
+    status.conditions = _kstatus(status, rnd.metadata.generation, now)
     plan.status = status
     return plan
+
+
+def _kstatus(status: RoundStatus, generation: int | None, now: dt.datetime) -> list:
+    """Ready, Reconciling and Stalled from the phase: GitOps tools read these (core/kstatus.py)."""
+    if status.phase == "Failed":
+        failed = get_condition(status.conditions, "Failed")
+        return kstatus.stalled(status.conditions, failed.reason if failed else "Failed",
+                               failed.message if failed else "the Round failed", now, generation)
+    if status.phase == "Succeeded":
+        complete = get_condition(status.conditions, "Complete")
+        return kstatus.done(status.conditions, complete.reason if complete else "Complete",
+                            complete.message if complete else "the Round is complete", now, generation)
+    c = status.counts
+    message = f"{status.progress} trials finished; {c.running} running, {c.pending} pending"
+    return kstatus.progressing(status.conditions, status.phase or "Pending", message, now, generation)
 
 
 def _is_true(status: RoundStatus, type: str) -> bool:
