@@ -26,8 +26,9 @@ import urllib3
 from aiohttp import web
 from prometheus_client import start_http_server
 
+from . import log_levels
 from .controller.handlers import OperatorConfig, register
-from .controller.kube import Kube, api_client
+from .controller.kube import Kube, RateLimiter, api_client
 from .metrics.operator_metrics import REGISTRY
 from .metrics.prometheus import PrometheusClient
 
@@ -55,8 +56,11 @@ def prometheus_from_env(url: str | None) -> PrometheusClient | None:
 def build(args: argparse.Namespace, client: Any,
           prometheus: PrometheusClient | None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
     registry = kopf.OperatorRegistry()
-    cfg = OperatorConfig(kube=Kube(client), prometheus=prometheus,
-                         poll_seconds=args.poll, reconcile_seconds=min(args.poll, 5.0))
+    workers = max(1, getattr(args, "workers", 8))
+    limiter = RateLimiter(getattr(args, "kube_qps", 50.0), getattr(args, "kube_burst", 100))
+    client.configuration.connection_pool_maxsize = max(client.configuration.connection_pool_maxsize or 0, workers + 2)
+    cfg = OperatorConfig(kube=Kube(client, limiter), prometheus=prometheus, workers=workers,
+                         poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0))
     register(registry, cfg)
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = "kubetune.io/finalizer"
@@ -323,6 +327,11 @@ def peering_from_args(args: argparse.Namespace, namespaces: list[str], client: A
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_levels.install()
+    # kopf says "Handler ... succeeded" for every watch event at INFO: thousands of lines a
+    # minute once events drive the passes, and a good part of the operator's CPU. Its
+    # warnings and errors (retries, failures) still show.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = watched_namespaces(args)
     try:
         client = api_client()

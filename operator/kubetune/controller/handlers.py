@@ -1,15 +1,21 @@
 """kopf handlers: thin adapters that read indexes, call the core, and carry out its plans.
 
-Indexes keep an in-memory view of Studies, Trials and trial Pods, so a reconcile
-pass never lists the API. Timers drive Rounds and Trials; every write is
-idempotent (deterministic names, create-or-ignore, status patches), so an operator
-restart at any moment loses nothing and duplicates nothing.
+Indexes keep an in-memory view of Studies, Rounds, Trials and trial Pods, so a
+reconcile pass never lists the API. Watch events drive the passes: a trial pod that
+changes phase queues its Trial, a Trial that changes phase queues its Round (and
+itself), a new Round or a Round whose spec changed queues the Round; a work queue
+(`workqueue.py`) runs the passes in a bounded thread pool, one at a time per object.
+Timers only catch what an event could not (a failed pass, a lost watch) and poll
+Prometheus. Passes are level-triggered and every write is idempotent (deterministic
+names, create-or-ignore, status patches), so an operator restart at any moment loses
+nothing and duplicates nothing.
 """
 from __future__ import annotations
 
 import copy
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Container
 from dataclasses import dataclass, field
@@ -17,26 +23,32 @@ from typing import Any, Mapping
 
 import kopf
 import pydantic
+import urllib3
 from kubernetes.client.rest import ApiException
 
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
 from ..api.common import Condition, get_condition, set_condition
 from ..api.validation import model_problems, problems
+from ..core import kstatus
 from ..core.curves import merge
 from ..core.round_plan import LABEL_TRIAL, forget_round, phase_of, plan_round, round_key
 from ..core.settings import resolve
 from ..core.stopping_policy import stop_decision
-from ..core.trial_plan import end_trial, plan_trial
+from ..core.trial_plan import end_trial, plan_trial, pod_name
 from ..metrics import operator_metrics as m
 from ..sampling import AlgorithmUnavailable
 from ..space import ParameterNameClash
 from ..metrics.prometheus import PrometheusClient, PrometheusError
 from ..workload import render_pod, training_container
+from . import archive
 from .adoption import plan_study_status
 from .kube import Forbidden, Kube
 from .pods import pod_view
+from .round_curves import RoundCurves
 from .trial_models import TrialModels
+from .workqueue import WorkQueue
+from .writes import Writes
 
 log = logging.getLogger("kubetune")
 
@@ -46,6 +58,8 @@ class OperatorConfig:
     kube: Kube
     prometheus: PrometheusClient | None = None
     reconcile_seconds: float = 5.0
+    """How often the safety-net timers run a pass over each Round and unfinished Trial
+    (watch events start passes at once; the timers catch what an event could not)."""
     poll_seconds: float = 15.0
     stop_grace_seconds: int = 30
     backoff_seconds: float = 10.0
@@ -53,7 +67,59 @@ class OperatorConfig:
     clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc))
     analyses: AnalysisCache = field(default_factory=AnalysisCache)
     trials: TrialModels = field(default_factory=TrialModels)
+    workers: int = 8
+    """Reconcile passes that run at once, each in its own thread (API calls never block kopf's loop)."""
+    writes: Writes = field(default_factory=Writes)
     _last_query: dict[str, float] = field(default_factory=dict)
+    _locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
+    _phases: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # last phase seen, by kind/ns/name
+    indexes: dict[str, Any] = field(default_factory=dict)  # kopf's, taken from the first handler call
+    analysis_seconds: float = 10.0
+    """A running Round's analysis is recomputed at most this often (it runs fANOVA; with a
+    pass on every trial's phase change it would otherwise hold the workers that start the
+    next trials). A finished Round's is always current."""
+    _analyzed: dict[tuple[str, str], float] = field(default_factory=dict)
+    _expected: dict[tuple[str, str, str], tuple[float, str, Any, frozenset[str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.queue = WorkQueue(lambda key: run_pass(self, key), self.workers)  # type: ignore[arg-type]
+        self.curves = RoundCurves(self.prometheus, self.poll_seconds) if self.prometheus is not None else None
+
+    def lock(self, key: tuple[str, str, str]) -> threading.Lock:
+        """One pass at a time per object, whether a timer or the work queue started it."""
+        return self._locks.setdefault(key, threading.Lock())
+
+    def analysis_due(self, namespace: str, name: str, now_or_never: bool) -> bool:
+        at = time.monotonic()
+        if now_or_never or at - self._analyzed.get((namespace, name), -1e18) >= self.analysis_seconds:
+            self._analyzed[(namespace, name)] = at
+            return True
+        return False
+
+    def expect(self, key: tuple[str, str, str], index: str, index_key: Any, names: list[str]) -> None:
+        """What a pass just created (Trials of a Round, the pod of a Trial): the object's next
+        pass waits until the watch has brought them, as the ReplicaSet controller's
+        expectations do, instead of planning them again from an index that lacks them."""
+        if names:
+            self._expected[key] = (time.monotonic(), index, index_key, frozenset(names))
+
+    def expecting(self, key: tuple[str, str, str]) -> bool:
+        """Does `key` still wait for objects it created to reach the indexes (at most 10 s)?"""
+        found = self._expected.get(key)
+        if found is None:
+            return False
+        at, index, index_key, names = found
+        seen = {e["metadata"]["name"] for e in _entries(self.indexes.get(index, {}), index_key)}
+        if names <= seen or time.monotonic() - at > 10.0:
+            self._expected.pop(key, None)
+            return False
+        return True
+
+    def changed(self, key: tuple[str, str, str], value: Any) -> bool:
+        """Has `value` (a phase, a generation) changed since the last event about the object?"""
+        old = self._phases.get(key, _UNSEEN)
+        self._phases[key] = value
+        return old != value
 
     def due(self, namespace: str, name: str, now: float) -> bool:
         """Is it time to query Prometheus for this trial again (every poll_seconds)?"""
@@ -69,10 +135,28 @@ class OperatorConfig:
     def forget_trial(self, namespace: str, name: str) -> None:
         self.done_polling(namespace, name)
         self.trials.forget(namespace, name)
+        self._forget(("Trial", namespace, name))
 
     def forget_round(self, namespace: str, name: str) -> None:
         self.analyses.forget(round_key(namespace, name))
         forget_round(namespace, name)
+        if self.curves is not None:
+            self.curves.forget_round(namespace, name)
+        self._analyzed.pop((namespace, name), None)
+        self._forget(("Round", namespace, name))
+
+    def forget_pod(self, namespace: str, name: str) -> None:
+        self._phases.pop(("Pod", namespace, name), None)
+
+    def _forget(self, key: tuple[str, str, str]) -> None:
+        self.writes.forget(key)
+        self._expected.pop(key, None)
+        self._locks.pop(key, None)
+        self._phases.pop(key, None)
+
+
+_UNSEEN = object()
+FINISHED_ROUND = ("Succeeded", "Failed")
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,6 +238,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     def round_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
         return {(namespace, (spec.get("studyRef") or {}).get("name")): _plain(body)}
 
+    @kopf.index(GROUP, VERSION, "rounds", id="round_name_index", registry=registry)
+    def round_name_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+        """Each Round by its name, for the passes the work queue runs."""
+        return {(namespace, name): _plain(body)}
+
     @kopf.index(GROUP, VERSION, "trials", id="trial_index", registry=registry)
     def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
         return {(namespace, (spec.get("roundRef") or {}).get("name")): _plain(body)}
@@ -169,52 +258,76 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         trial = labels.get(LABEL_TRIAL)
         return {(namespace, trial): _plain(body)} if trial else {}
 
-    # What the operator keeps per object (a Round's sampler and analysis, a trial's last
-    # query time) goes with the object: a long-running operator sees thousands of them.
-    @kopf.on.event(GROUP, VERSION, "rounds", id="round_gone", registry=registry)
-    def round_gone(type: str | None, namespace: str, name: str, **_: Any) -> None:
+    @kopf.on.startup(id="workqueue", registry=registry)
+    async def start_queue(**_: Any) -> None:
+        await cfg.queue.start()
+
+    @kopf.on.cleanup(id="workqueue_stop", registry=registry)
+    async def stop_queue(**_: Any) -> None:
+        await cfg.queue.stop()
+
+    # Events queue passes (async handlers: they only look at the event, in the loop). What
+    # the operator keeps per object (a Round's sampler and analysis, a trial's last query
+    # time) goes with the object: a long-running operator sees thousands of them.
+    @kopf.on.event(GROUP, VERSION, "rounds", id="round_event", registry=registry)
+    async def round_event(type: str | None, namespace: str, name: str, body: kopf.Body, **kwargs: Any) -> None:
+        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        key = ("Round", namespace, name)
         if type == "DELETED":
             cfg.forget_round(namespace, name)
+            return
+        cfg.writes.seen(key, body.get("metadata", {}).get("resourceVersion"))
+        if cfg.changed(key, body.get("metadata", {}).get("generation")):  # new, or its spec changed
+            cfg.queue.add(key)
 
-    @kopf.on.event(GROUP, VERSION, "trials", id="trial_gone", registry=registry)
-    def trial_gone(type: str | None, namespace: str, name: str, **_: Any) -> None:
+    @kopf.on.event(GROUP, VERSION, "trials", id="trial_event", registry=registry)
+    async def trial_event(type: str | None, namespace: str, name: str, body: kopf.Body, spec: kopf.Spec,
+                          status: kopf.Status, **kwargs: Any) -> None:
+        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        key = ("Trial", namespace, name)
+        round_name = (spec.get("roundRef") or {}).get("name")
         if type == "DELETED":
             cfg.forget_trial(namespace, name)
+        else:
+            cfg.writes.seen(key, body.get("metadata", {}).get("resourceVersion"))
+            phase = status.get("phase")
+            if not cfg.changed(key, phase):
+                return
+            if phase not in FINISHED:
+                cfg.queue.add(key)
+        if round_name:  # a Trial that appeared, ended or went away changes what its Round does next
+            cfg.queue.add(("Round", namespace, round_name))
 
+    @kopf.on.event("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_event", registry=registry)
+    async def pod_event(type: str | None, namespace: str, name: str, labels: kopf.Labels, status: kopf.Status,
+                        body: kopf.Body, **kwargs: Any) -> None:
+        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        key = ("Pod", namespace, name)
+        if type == "DELETED":
+            cfg.forget_pod(namespace, name)
+        elif not cfg.changed(key, (status.get("phase"), bool(body.get("metadata", {}).get("deletionTimestamp")))):
+            return
+        trial = labels.get(LABEL_TRIAL)
+        if trial:
+            cfg.queue.add(("Trial", namespace, trial))
+
+    # The safety net: a pass over every Round and every unfinished Trial now and then, with
+    # kopf's retries and backoff, under the same one-pass-per-object lock as the queue.
     @kopf.timer(GROUP, VERSION, "rounds", id="round", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
-    def round_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, study_index: kopf.Index,
-                    trial_index: kopf.Index, trial_name_index: kopf.Index, **_: Any) -> None:
-        started = time.monotonic()
-        try:
-            reconcile_round(cfg, _plain(body), namespace, name, patch, study_index, trial_index,
-                            _Others(trial_name_index, namespace, name))
-        except Forbidden as e:
-            m.RECONCILE_ERRORS.labels("Round").inc()
-            raise _forbidden(cfg, body, patch, e) from None
-        except ApiException as e:
-            m.RECONCILE_ERRORS.labels("Round").inc()
-            raise _temporary(e) from None
-        finally:
-            m.RECONCILE_SECONDS.labels("Round").observe(time.monotonic() - started)
+    def round_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, **kwargs: Any) -> None:
+        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        _timed_pass(cfg, ("Round", namespace, name), body, patch)
 
     # Only unfinished trials need a timer (and so kopf's finalizer): a finished trial is
-    # plain data, deleted with its Round without waiting for the operator.
-    @kopf.timer(GROUP, VERSION, "trials", id="trial", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry,
+    # plain data, deleted with its Round without waiting for the operator. The Trial timer
+    # is also what polls Prometheus, so it runs at least once per poll interval.
+    trial_interval = min(cfg.reconcile_seconds, cfg.poll_seconds) if cfg.prometheus else cfg.reconcile_seconds
+
+    @kopf.timer(GROUP, VERSION, "trials", id="trial", interval=trial_interval, backoff=cfg.backoff_seconds, registry=registry,
                 when=lambda status, **_: (status or {}).get("phase") not in FINISHED)
-    def trial_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, study_index: kopf.Index,
-                    round_index: kopf.Index, trial_index: kopf.Index, pod_index: kopf.Index, **_: Any) -> None:
-        started = time.monotonic()
-        try:
-            reconcile_trial(cfg, _plain(body), namespace, name, patch, study_index, round_index, trial_index,
-                            pod_index)
-        except Forbidden as e:
-            m.RECONCILE_ERRORS.labels("Trial").inc()
-            raise _forbidden(cfg, body, patch, e) from None
-        except ApiException as e:
-            m.RECONCILE_ERRORS.labels("Trial").inc()
-            raise _temporary(e) from None
-        finally:
-            m.RECONCILE_SECONDS.labels("Trial").observe(time.monotonic() - started)
+    def trial_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, **kwargs: Any) -> None:
+        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        _timed_pass(cfg, ("Trial", namespace, name), body, patch)
 
     @kopf.timer(GROUP, VERSION, "studies", id="study", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def study_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, round_index: kopf.Index,
@@ -227,7 +340,119 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
             return
         study = Study.model_validate(raw)
         rounds = [Round.model_validate(r) for r in _entries(round_index, (namespace, name)) if not problems(r)]
-        _write_status(patch, raw.get("status"), plan_study_status(study, rounds, now))
+        planned = plan_study_status(study, rounds, now)
+        planned.conditions = kstatus.done(planned.conditions, "Valid", "spec is valid", now, study.metadata.generation)
+        _write_status(patch, raw.get("status"), planned)
+
+    archive.register(registry, cfg)  # a Round being deleted hands its Trials' results to its Study first
+
+
+_INDEXES = ("study_index", "round_index", "round_name_index", "trial_index", "trial_name_index", "pod_index")
+
+
+def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """kopf's indexes (the same objects for the operator's life) as a handler receives them."""
+    return {k: kwargs[k] for k in _INDEXES if k in kwargs} if all(k in kwargs for k in _INDEXES) else {}
+
+
+_PLURAL = {"Round": "rounds", "Trial": "trials"}
+
+
+def _current(cfg: OperatorConfig, key: tuple[str, str, str]) -> dict[str, Any] | None:
+    """The object as the operator knows it best: the index's copy, or what its last write returned."""
+    kind, namespace, name = key
+    if kind == "Round":
+        raw = _one(cfg.indexes["round_name_index"], (namespace, name))
+    else:
+        round_name = _one(cfg.indexes["trial_name_index"], (namespace, name))
+        raw = next((t for t in _entries(cfg.indexes["trial_index"], (namespace, round_name))
+                    if t["metadata"]["name"] == name), None) if round_name is not None else None
+    return cfg.writes.fresh(key, raw) if raw is not None else None
+
+
+def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -> None:
+    """One pass over a Round or a Trial; its object's writes are made here, not by kopf."""
+    kind, namespace, name = key
+    idx, patch = cfg.indexes, kopf.Patch()
+    started = time.monotonic()
+    try:
+        if kind == "Round":
+            reconcile_round(cfg, raw, namespace, name, patch, idx["study_index"], idx["trial_index"],
+                            _Others(idx["trial_name_index"], namespace, name))
+        else:
+            reconcile_trial(cfg, raw, namespace, name, patch, idx["study_index"], idx["round_index"],
+                            idx["trial_index"], idx["pod_index"])
+        _apply(cfg, key, raw, patch)
+    except ApiException:
+        m.RECONCILE_ERRORS.labels(kind).inc()
+        raise
+    finally:
+        m.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+
+
+def _apply(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any], patch: kopf.Patch) -> None:
+    kind, namespace, name = key
+    wanted = dict(patch)
+    if wanted.get("metadata"):
+        cfg.kube.patch_custom_meta(_PLURAL[kind], namespace, name, wanted["metadata"])
+    if wanted.get("status"):
+        cfg.writes.wrote(key, raw, cfg.kube.patch_custom_status(_PLURAL[kind], namespace, name, wanted["status"]))
+
+
+def _timed_pass(cfg: OperatorConfig, key: tuple[str, str, str], body: kopf.Body, patch: kopf.Patch) -> None:
+    """The safety-net timer's pass, its errors classified for kopf (which retries them)."""
+    with cfg.lock(key):
+        if cfg.indexes and cfg.expecting(key):
+            return  # what its last pass created is not in the indexes yet; its events queue the next
+        raw = (_current(cfg, key) if cfg.indexes else None) or _plain(body)
+        try:
+            _pass(cfg, key, raw)
+        except Forbidden as e:
+            raise _forbidden(cfg, body, patch, e) from None
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise _temporary(e) from None
+
+
+def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
+    """The work queue's pass over `key`; the seconds after which to try again, or None.
+    It never raises for a refusal of the API server: a 403 is said on the object (as the
+    timers do) and retried slowly, anything else retried in a few seconds."""
+    if not cfg.indexes:
+        return 1.0  # no event has brought kopf's indexes yet
+    with cfg.lock(key):
+        if cfg.expecting(key):
+            return 2.0  # what its last pass created is not in the indexes yet; its events queue the next
+        raw = _current(cfg, key)
+        if raw is None or (key[0] == "Trial" and (raw.get("status") or {}).get("phase") in FINISHED):
+            return None  # gone, or a finished Trial: nothing to do
+        try:
+            _pass(cfg, key, raw)
+        except Forbidden as e:
+            patch = kopf.Patch()
+            _forbidden(cfg, raw, patch, e, post=_post_warning)
+            try:
+                _apply(cfg, key, raw, patch)
+            except ApiException:
+                pass  # may not even write the status: the log line said it
+            return cfg.forbidden_retry_seconds
+        except ApiException as e:
+            log.warning("%s %s/%s: the API server refused a call: %s; retrying in 5 s", *key, e)
+            return 5.0
+        except kopf.TemporaryError as e:
+            log.warning("%s %s/%s: %s; retrying in %g s", *key, e, e.delay or 5.0)
+            return float(e.delay or 5.0)
+        except (urllib3.exceptions.HTTPError, OSError) as e:  # the API server is unreachable (restarting)
+            log.warning("%s %s/%s: cannot reach the API server (%s); retrying in 5 s", *key, type(e).__name__)
+            return 5.0
+    return None
+
+
+def _post_warning(body: Mapping[str, Any], reason: str, message: str) -> None:
+    """A Warning Event from a work-queue thread (kopf's posting needs its loop's context)."""
+    try:
+        kopf.warn(body, reason=reason, message=message)
+    except Exception as e:  # an Event is a courtesy: never worth failing the pass for
+        log.debug("could not post a %s Event: %s", reason, e)
 
 
 def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, now: dt.datetime) -> None:
@@ -241,10 +466,8 @@ def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, no
             current.append(Condition.model_validate(c))
         except pydantic.ValidationError:
             pass
-    updated = set_condition(current, "Ready", False, reason, message, now, raw["metadata"].get("generation"))
-    old = get_condition(current, "Ready")
-    new = get_condition(updated, "Ready")
-    if old is None or old.model_dump() != new.model_dump():  # type: ignore[union-attr]
+    updated = kstatus.stalled(current, reason, message, now, raw["metadata"].get("generation"))  # Ready=False, Stalled=True
+    if [c.model_dump() for c in updated] != [c.model_dump() for c in current]:
         patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in updated]
         patch.status["observedGeneration"] = raw["metadata"].get("generation")
         log.warning("%s %s: %s", raw.get("kind"), raw["metadata"].get("name"), message)
@@ -293,6 +516,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     except ParameterNameClash as e:  # the baseline can change under a Round (adoption, an edit)
         _set_ready_false(patch, raw, "ParameterNameClash", str(e), now)
         return
+    cfg.expect(("Round", namespace, name), "trial_index", (namespace, name), [t.metadata.name for t in plan.create])
     for t in plan.create:
         body = t.wire()
         body["metadata"]["ownerReferences"] = [_owner(raw, "Round")]
@@ -310,9 +534,11 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             if t.status.pod_name:
                 cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
     status = plan.status
-    status.analysis = cfg.analyses.of(study, rnd, trials)
+    if cfg.analysis_due(namespace, name, status.analysis is None or status.phase in FINISHED_ROUND):
+        status.analysis = cfg.analyses.of(study, rnd, trials)
     for phase, count in status.counts.wire().items():
         m.TRIALS.labels(namespace, name, phase).set(count)
+    status.archive = archive.keep(cfg.kube, study_raw, rnd, trials, status, now)  # results outlive the Round
     _write_status(patch, raw.get("status"), status)
 
 
@@ -342,6 +568,15 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     s = resolve(study, rnd)
     pods = _entries(pod_index, (namespace, trial.metadata.name))
     pod = next((p for p in pods if p["metadata"]["name"] == trial.status.pod_name), None)
+    # An operator stopped (kill -9) after creating a pod but before writing its name into the
+    # status leaves the pod of an attempt the status does not name yet: it is the trial's
+    # current pod, not a stray of an earlier attempt to delete and start again.
+    attempt = trial.status.attempts + 1 if trial.status.pod_name else max(trial.status.attempts, 1)
+    unrecorded = next((p for p in pods if p["metadata"]["name"] == pod_name(trial.metadata.name, attempt)), None)
+    if unrecorded is not None and trial.status.phase not in FINISHED:
+        pod = unrecorded
+        trial.status.attempts, trial.status.pod_name = attempt, unrecorded["metadata"]["name"]
+        trial.status.phase = "Pending"  # what the lost status write said; the pod tells the rest
     container = training_container(study)
     view = pod_view(pod, container) if pod else None
     for other in pods:  # a pod of an earlier attempt that still runs (e.g. a node that came back)
@@ -351,12 +586,16 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
 
     curve, diverged = None, None
     conditions = trial.status.conditions
-    if (cfg.prometheus is not None and view is not None and trial.status.phase == "Running"
+    if (cfg.curves is not None and view is not None and trial.status.phase == "Running"
             and cfg.due(namespace, name, time.monotonic())):
-        start = _epoch(trial.status.start_time) or (now.timestamp() - 3600)
+        # one query for the whole Round, reaching back to its earliest running trial's start
+        starts = [_epoch(t.status.start_time) for t in cfg.trials.of(_entries(trial_index, (namespace, rnd.metadata.name)))
+                  if t.status.phase == "Running"]
+        start = min([x for x in [*starts, _epoch(trial.status.start_time)] if x is not None],
+                    default=now.timestamp() - 3600)
         try:
-            curve, diverged = cfg.prometheus.observe(namespace, trial.metadata.name, s.metric, start - 60,
-                                                     now.timestamp())
+            curve, diverged = cfg.curves.observe(namespace, rnd.metadata.name, trial.metadata.name, s.metric,
+                                                 start - 60, now.timestamp())
             conditions = set_condition(conditions, "MetricsAvailable", True, "PrometheusQueried",
                                        f"{len(curve)} points of {s.metric} read", now)
         except PrometheusError as e:
@@ -380,9 +619,12 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     if plan.create_pod:
         trial.status = plan.status
         pod_body = render_pod(study, trial, plan.create_pod, plan.status.attempts)
+        cfg.expect(("Trial", namespace, name), "pod_index", (namespace, name), [plan.create_pod])
         if cfg.kube.create_pod(namespace, pod_body):
             m.PODS_CREATED.inc()
     plan.status.conditions = permitted(plan.status.conditions)
+    plan.status.conditions = kstatus.trial_conditions(plan.status.conditions, plan.status.phase, plan.status.message,
+                                                      now, trial.metadata.generation)
     _write_status(patch, raw.get("status"), plan.status)
 
 

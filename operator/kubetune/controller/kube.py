@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
@@ -54,9 +57,47 @@ def api_client() -> kubernetes.client.ApiClient:
     return kubernetes.config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
 
 
+class RateLimiter:
+    """Client-side throttling, as client-go does it: a token bucket that allows `qps` calls
+    a second on average and bursts of `burst`. A call over the rate waits in its worker
+    thread (never in the event loop); the API server's priority and fairness still has
+    the last word (a 429 is retried like any other refusal). `qps` 0 turns it off."""
+
+    def __init__(self, qps: float, burst: int, clock: Any = time.monotonic, sleep: Any = time.sleep):
+        self.qps, self.burst = float(qps), max(1, int(burst))
+        self._tokens, self._clock, self._sleep = float(self.burst), clock, sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+        self.waited = 0.0  # seconds spent waiting, all calls together
+
+    def acquire(self) -> None:
+        if self.qps <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            self._tokens -= 1.0  # taken now; a negative balance is the wait of this call
+            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
+        if wait > 0:
+            self.waited += wait
+            self._sleep(wait)
+
+
+_COUNTING = threading.Lock()
+
+
 @dataclass
 class Kube:
     client: kubernetes.client.ApiClient
+    limiter: RateLimiter | None = None
+    calls: Counter = field(default_factory=Counter)  # by verb and resource: what the benchmark counts
+
+    def _call(self, verb: str, resource: str) -> None:
+        with _COUNTING:
+            self.calls[f"{verb} {resource}"] += 1
+        if self.limiter is not None:
+            self.limiter.acquire()
 
     @property
     def custom(self) -> kubernetes.client.CustomObjectsApi:
@@ -68,6 +109,7 @@ class Kube:
 
     def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
         """Create; False when it already exists (a retried create is a no-op)."""
+        self._call("create", plural)
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body, _request_timeout=TIMEOUT)
             return True
@@ -76,24 +118,31 @@ class Kube:
                 return False
             raise classify(e, "create", plural, namespace, GROUP) from None
 
-    def patch_custom_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_custom_status(self, plural: str, namespace: str, name: str,
+                            status: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch the status; the object as the API server stored it (None if it is gone)."""
+        self._call("patch", f"{plural}/status")
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            return self.custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
                 GROUP, VERSION, namespace, plural, name, {"status": status}, _request_timeout=TIMEOUT
             )
         except ApiException as e:
             if e.status != 404:  # deleted meanwhile: nothing to update
                 raise classify(e, "patch", f"{plural}/status", namespace, GROUP) from None
+            return None
 
-    def patch_custom_meta(self, plural: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+    def patch_custom_meta(self, plural: str, namespace: str, name: str,
+                          metadata: dict[str, Any]) -> dict[str, Any] | None:
+        self._call("patch", plural)
         try:
-            self.custom.patch_namespaced_custom_object(
+            return self.custom.patch_namespaced_custom_object(  # type: ignore[no-any-return]
                 GROUP, VERSION, namespace, plural, name, {"metadata": metadata}, _request_timeout=TIMEOUT
             )
         except ApiException as e:
             raise classify(e, "patch", plural, namespace, GROUP) from None
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> bool:
+        self._call("create", "pods")
         try:
             self.core.create_namespaced_pod(namespace, body, _request_timeout=TIMEOUT)
             return True
@@ -103,6 +152,7 @@ class Kube:
             raise classify(e, "create", "pods", namespace) from None
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> None:
+        self._call("delete", "pods")
         try:
             self.core.delete_namespaced_pod(
                 name, namespace, grace_period_seconds=grace_seconds, _request_timeout=TIMEOUT

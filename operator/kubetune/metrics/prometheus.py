@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..api.trial import CurvePoint
-from ..sdk import DIVERGED_NAME
-from .promql import curve_queries
+from ..sdk import DIVERGED_NAME, METRIC_NAME
+from .promql import curve_queries, round_query
 
 
 class PrometheusError(RuntimeError):
@@ -76,12 +76,24 @@ class PrometheusClient:
     def observe(self, namespace: str, trial: str, metric: str, start: float, end: float) -> Observed:
         """The trial's objective curve between start and end (Unix seconds), and the step
         at which the objective diverged, if the trial reported one."""
-        step = max(1.0, math.ceil((end - start) / 10000))
+        step = resolution(start, end)
         mq, sq = curve_queries(namespace, trial, metric)
         steps = self.query_range(sq, start, end, step)
-        diverged = [int(float(v)) for s in steps if s.get("metric", {}).get("__name__") == DIVERGED_NAME
-                    for _, v in s.get("values", []) if math.isfinite(float(v))]
-        return Observed(join_curve(self.query_range(mq, start, end, step), steps), min(diverged, default=None))
+        return Observed(join_curve(self.query_range(mq, start, end, step), steps), diverged_step(steps))
+
+    def observe_round(self, namespace: str, round_name: str, metric: str, start: float,
+                      end: float) -> dict[str, Observed]:
+        """Every trial's curve and diverged step in a Round between start and end (Unix
+        seconds), by trial name, from one range query."""
+        by_trial: dict[str, list[dict]] = {}
+        for s in self.query_range(round_query(namespace, round_name, metric), start, end, resolution(start, end)):
+            by_trial.setdefault(s.get("metric", {}).get("kubetune_trial", ""), []).append(s)
+        out = {}
+        for trial, series in by_trial.items():
+            metric_series = [s for s in series if s.get("metric", {}).get("__name__") == METRIC_NAME]
+            steps = [s for s in series if s.get("metric", {}).get("__name__") != METRIC_NAME]
+            out[trial] = Observed(join_curve(metric_series, steps), diverged_step(steps))
+        return out
 
     def curve(self, namespace: str, trial: str, metric: str, start: float, end: float) -> list[CurvePoint]:
         """The trial's objective curve between start and end (Unix seconds)."""
@@ -91,6 +103,19 @@ class PrometheusClient:
 class Observed(NamedTuple):
     curve: list[CurvePoint]
     diverged_step: int | None
+
+
+def resolution(start: float, end: float) -> float:
+    """The query step: 1 s, coarser when the range would pass 10,000 points (Prometheus
+    refuses more than 11,000 per series)."""
+    return max(1.0, math.ceil((end - start) / 10000))
+
+
+def diverged_step(step_series: list[dict]) -> int | None:
+    """The first step at which the objective diverged, from the diverged-step series."""
+    found = [int(float(v)) for s in step_series if s.get("metric", {}).get("__name__") == DIVERGED_NAME
+             for _, v in s.get("values", []) if math.isfinite(float(v))]
+    return min(found, default=None)
 
 
 def join_curve(metric_series: list[dict], step_series: list[dict]) -> list[CurvePoint]:

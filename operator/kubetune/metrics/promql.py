@@ -1,6 +1,8 @@
 """PromQL for trial curves, with every label value escaped."""
 from __future__ import annotations
 
+import re
+
 from ..sdk import DIVERGED_NAME, METRIC_NAME, STEP_NAME
 
 
@@ -23,3 +25,15 @@ def curve_queries(namespace: str, trial: str, metric: str) -> tuple[str, str]:
         f'max by (kubetune_trial) ({METRIC_NAME}{{{sel},metric="{escape(metric)}"}})',
         f'max by (kubetune_trial, __name__) ({{__name__=~"{STEP_NAME}|{DIVERGED_NAME}",{sel}}})',
     )
+
+
+def round_query(namespace: str, round_name: str, metric: str) -> str:
+    """One query for the curves of every trial of a Round: the objective, the step and the
+    diverged step, one series per trial and name (`max by` folds restarted pods). Only
+    the objective series carry a `metric` label; the `"<metric>|"` regex also keeps the
+    series without one (the step series), so one selector brings all three names and a
+    poll costs one query per Round, however many trials it runs."""
+    sel = f'kubetune_namespace="{escape(namespace)}",kubetune_round="{escape(round_name)}"'
+    names = "|".join((METRIC_NAME, STEP_NAME, DIVERGED_NAME))
+    return (f'max by (kubetune_trial, __name__) ({{__name__=~"{names}",{sel},'
+            f'metric=~"{escape(re.escape(metric))}|"}})')

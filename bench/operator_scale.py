@@ -1,0 +1,349 @@
+"""Operator scale benchmark (issue #24): the real operator, as a process, against a real
+kube-apiserver (tests/envtest.py: etcd + kube-apiserver), with a kubelet stand-in that
+only flips pod phases.
+
+Per level (Rounds x parallel trials per Round) it applies one Study and the Rounds at
+once, and measures:
+
+- successor latency: from a trial pod's end (the stand-in's Succeeded status patch
+  returned) to the next pod of the same Round appearing in the watch, p50 and p99;
+- the first wave: seconds until Rounds x parallel pods existed, and pods per second;
+- the operator process's CPU (seconds and average cores) and peak RSS (VmHWM);
+- API requests per trial the operator made (counted by the API server's audit log,
+  by user agent: the operator's Kubernetes client and kopf), and how many per verb;
+- Prometheus range queries per poll: the operator polls a stand-in Prometheus that
+  counts queries and answers with no data.
+
+    python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 (45 each)
+    python bench/operator_scale.py --levels 10x10 --trials-per-round 30 --trial-seconds 8
+    python bench/operator_scale.py --workers 1           # passes one at a time (blocking calls)
+
+Targets (issue #24): successor p50 <= 1 s, p99 <= 3 s.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import heapq
+import http.server
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.envtest import ApiServer, missing  # noqa: E402
+
+NS = "bench"
+GROUP, VERSION = "kubetune.io", "v1alpha1"
+
+
+class StandInKubelet:
+    """Watches trial pods; a new pod turns Running at once and Succeeded `seconds` later,
+    with the status patches a kubelet makes (phase, startTime, container states, a
+    termination message with the final metric)."""
+
+    def __init__(self, client: Any, seconds: float, writers: int = 4):
+        client.user_agent = "bench-kubelet"
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.seconds = seconds
+        self.added: dict[str, float] = {}  # pod -> when the watch showed it
+        self.ended: dict[str, float] = {}  # pod -> when its Succeeded patch returned
+        self.round_of: dict[str, str] = {}
+        self._due: list[tuple[float, str, str]] = []
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(writers)
+        self.errors: list[str] = []
+
+    def start(self) -> "StandInKubelet":
+        threading.Thread(target=self._watch, daemon=True).start()
+        threading.Thread(target=self._clock, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _watch(self) -> None:
+        rv = None
+        while not self._stop.is_set():
+            try:
+                w = kubernetes.watch.Watch()
+                for ev in w.stream(self.core.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=60,
+                                   _request_timeout=90):
+                    pod = ev["object"]
+                    rv = pod.metadata.resource_version
+                    name = pod.metadata.name
+                    if ev["type"] == "ADDED" and name not in self.added:
+                        now = time.monotonic()
+                        self.added[name] = now
+                        self.round_of[name] = (pod.metadata.labels or {}).get("kubetune.io/round", "")
+                        self._at(now, name, "Running")
+                        self._at(now + self.seconds, name, "Succeeded")
+                    if self._stop.is_set():
+                        return
+            except Exception as e:  # noqa: BLE001 - a watch ends; start again from where it was
+                self.errors.append(f"watch: {e}"[:200])
+                rv = None
+                time.sleep(0.2)
+
+    def _at(self, when: float, name: str, phase: str) -> None:
+        with self._lock:
+            heapq.heappush(self._due, (when, name, phase))
+            self._lock.notify()
+
+    def _clock(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    if self._stop.is_set():
+                        return
+                    self._lock.wait(timeout=max(0.0, self._due[0][0] - time.monotonic()) if self._due else 0.5)
+                _, name, phase = heapq.heappop(self._due)
+            self._pool.submit(self._patch, name, phase)
+
+    def _patch(self, name: str, phase: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if phase == "Running":
+            status = {"phase": "Running", "startTime": now, "podIP": "127.0.0.1", "containerStatuses": [
+                {"name": "train", "image": "bench", "imageID": "", "ready": True, "restartCount": 0,
+                 "state": {"running": {"startedAt": now}}}]}
+        else:
+            message = json.dumps({"step": 10, "last": {"val_loss": 0.5}, "min": {"val_loss": 0.5},
+                                  "max": {"val_loss": 0.5}, "diverged": False, "divergedStep": None,
+                                  "infeasible": False, "error": None})
+            status = {"phase": "Succeeded", "containerStatuses": [
+                {"name": "train", "image": "bench", "imageID": "", "ready": False, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0, "reason": "Completed", "message": message,
+                                          "startedAt": now, "finishedAt": now}}}]}
+        try:
+            self.core.patch_namespaced_pod_status(name, NS, {"status": status}, _request_timeout=30)
+            if phase == "Succeeded":
+                self.ended[name] = time.monotonic()
+        except kubernetes.client.ApiException as e:
+            if e.status != 404:
+                self.errors.append(f"{name} {phase}: {e.status}")
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"{name} {phase}: {e}"[:200])
+
+
+class CountingPrometheus(http.server.ThreadingHTTPServer):
+    """Answers every range query with no data, and counts them."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.started = time.monotonic()
+        bench = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if urllib.parse.urlsplit(self.path).path == "/api/v1/query_range":
+                    bench.queries += 1
+                body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def manifests(rounds: int, parallel: int, per_round: int) -> list[dict]:
+    study = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Study", "metadata": {"name": "s", "namespace": NS},
+             "spec": {"objective": {"metric": "val_loss", "goal": "minimize"}, "maxSteps": 10,
+                      "baseline": {"learning_rate": 0.1},
+                      "template": {"spec": {"containers": [{"name": "train", "image": "bench"}]}}}}
+    out = [study]
+    for i in range(rounds):
+        out.append({"apiVersion": f"{GROUP}/{VERSION}", "kind": "Round", "metadata": {"name": f"r{i}", "namespace": NS},
+                    "spec": {"studyRef": {"name": "s"}, "goal": "bench",
+                             "nuisance": [{"name": "learning_rate", "type": "float", "min": 1e-3, "max": 1, "log": True}],
+                             "algorithm": {"name": "random", "seed": i},
+                             "budget": {"maxTrials": per_round, "parallelism": parallel, "maxFailedTrials": 3}}})
+    return out
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS MiB) of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    hwm = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmHWM"))
+    return cpu, hwm / 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def successor_latencies(kubelet: StandInKubelet, parallel: int) -> list[float]:
+    """Per Round: the i-th pod end after the first wave is followed by the (parallel+i)-th pod."""
+    out = []
+    by_round: dict[str, list[str]] = collections.defaultdict(list)
+    for name, r in kubelet.round_of.items():
+        by_round[r].append(name)
+    for names in by_round.values():
+        added = sorted(kubelet.added[n] for n in names)
+        ended = sorted(kubelet.ended[n] for n in names if n in kubelet.ended)
+        for i, end in enumerate(ended):
+            if parallel + i < len(added):
+                out.append(added[parallel + i] - end)
+    return out
+
+
+def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int, workdir: Path) -> dict[str, Any]:
+    audit = workdir / "audit"
+    audit.mkdir(parents=True, exist_ok=True)
+    (audit / "audit.log").unlink(missing_ok=True)
+    (audit / "policy.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+        "rules": [{"level": "Metadata"}]}))
+    server = ApiServer(controller_manager=False, flags=[
+        f"--audit-policy-file={audit / 'policy.yaml'}", f"--audit-log-path={audit / 'audit.log'}",
+        "--audit-log-mode=batch", "--audit-log-format=json", "--max-requests-inflight=800",
+        "--max-mutating-requests-inflight=400"]).start()
+    prom = CountingPrometheus()
+    op = None
+    kubelet = None
+    try:
+        client = server.client()
+        client.user_agent = "bench-user"
+        kubernetes.client.CoreV1Api(client).create_namespace({"metadata": {"name": NS}})
+        kubelet = StandInKubelet(server.client(), a.trial_seconds).start()
+        env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        log = open(workdir / "operator.log", "wb")
+        op = subprocess.Popen([sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS,
+                               "--health-port", "0", "--metrics-port", "0", "--prometheus-url", prom.url,
+                               "--poll", str(a.poll), "--resync", str(a.resync), "--workers", str(a.workers),
+                               "--kube-qps", str(a.qps), "--kube-burst", str(a.burst)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(4)  # the operator's start-up (imports, first listing) is not what is measured
+        cpu0, _ = proc_stats(op.pid)
+        custom = kubernetes.client.CustomObjectsApi(client)
+        applied = time.monotonic()
+        for body in manifests(rounds, parallel, per_round):
+            plural = "studies" if body["kind"] == "Study" else "rounds"
+            custom.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body)
+        first_wave = rounds * parallel
+        total = rounds * per_round
+        wave_s = None
+        deadline = applied + a.timeout
+        prom_from, prom_q0 = None, 0
+        while time.monotonic() < deadline:
+            if wave_s is None and len(kubelet.added) >= first_wave:
+                wave_s = max(sorted(kubelet.added.values())[:first_wave]) - applied
+            if prom_from is None and len(kubelet.added) >= first_wave:
+                prom_from, prom_q0 = time.monotonic(), prom.queries
+            if len(kubelet.ended) >= total:
+                break
+            time.sleep(0.2)
+        elapsed = time.monotonic() - applied
+        prom_window = time.monotonic() - prom_from if prom_from else 0.0
+        prom_queries = prom.queries - prom_q0
+        cpu1, peak = proc_stats(op.pid)
+        time.sleep(2)  # the audit log's batch is flushed
+        calls: collections.Counter = collections.Counter()
+        for line in (audit / "audit.log").read_text().splitlines():
+            e = json.loads(line)
+            agent = e.get("userAgent", "")
+            if e.get("stage") != "ResponseComplete" or not (agent.startswith("OpenAPI") or agent.startswith("kopf")):
+                continue
+            ref = e.get("objectRef") or {}
+            sub = "/" + ref["subresource"] if ref.get("subresource") else ""
+            calls[f"{e['verb']} {ref.get('resource', '?')}{sub}"] += 1
+        lat = successor_latencies(kubelet, parallel)
+        trials = len(kubelet.added)
+        return {
+            "level": f"{rounds}x{parallel}", "trials": trials, "finished": len(kubelet.ended), "elapsed": elapsed,
+            "wave_s": wave_s, "wave_pods_s": first_wave / wave_s if wave_s else float("nan"),
+            "p50": pct(lat, 50), "p99": pct(lat, 99), "successors": len(lat),
+            "cpu_s": cpu1 - cpu0, "cores": (cpu1 - cpu0) / elapsed, "rss_mib": peak,
+            "requests_per_trial": sum(v for k, v in calls.items() if not k.startswith("watch")) / max(1, trials),
+            "calls": dict(calls.most_common()),
+            "prom_per_poll": prom_queries / (prom_window / a.poll) if prom_window > a.poll else float("nan"),
+            "kubelet_errors": kubelet.errors[:3],
+        }
+    finally:
+        if op is not None:
+            op.terminate()
+            try:
+                op.wait(20)
+            except subprocess.TimeoutExpired:
+                op.kill()
+        if kubelet is not None:
+            kubelet.stop()
+        prom.shutdown()
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--levels", nargs="+", default=["10x10", "40x30x45"],
+                    help="ROUNDSxPARALLEL[xTRIALS]: TRIALS per Round, else --trials-per-round")
+    ap.add_argument("--trials-per-round", type=int, default=30)
+    ap.add_argument("--trial-seconds", type=float, default=8.0, help="how long each stand-in pod runs")
+    ap.add_argument("--poll", type=float, default=5.0)
+    ap.add_argument("--resync", type=float, default=30.0)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--qps", type=float, default=100.0)
+    ap.add_argument("--burst", type=int, default=200)
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per level at most")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))
+    ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    a = ap.parse_args()
+    why = missing()
+    if why:
+        raise SystemExit(f"no API server to measure against: {why}")
+    print(f"# python bench/operator_scale.py {' '.join(sys.argv[1:])}")
+    print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s, poll {a.poll:g} s, "
+          f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores")
+    head = (f"{'level':>6} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
+            f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11}")
+    print(head, flush=True)
+    results = []
+    for level in a.levels:
+        rounds, parallel, *per_round = (int(x) for x in level.split("x"))
+        r = run_level(a, rounds, parallel, per_round[0] if per_round else a.trials_per_round, a.workdir / level)
+        results.append(r)
+        print(f"{r['level']:>6} {r['trials']:>6} {r['p50']:>11.2f} s {r['p99']:>4.2f} s {r['wave_s'] or float('nan'):>8.1f} s "
+              f"{r['wave_pods_s']:>6.1f} {r['cpu_s']:>6.1f} {r['cores']:>5.2f} {r['rss_mib']:>4.0f} MiB "
+              f"{r['requests_per_trial']:>13.1f} {r['prom_per_poll']:>11.1f}", flush=True)
+    for r in results:
+        print(f"# {r['level']}: {r['finished']}/{r['trials']} pods finished in {r['elapsed']:.0f} s, "
+              f"{r['successors']} successors measured; operator API calls: "
+              + ", ".join(f"{k} {v}" for k, v in r["calls"].items()))
+        if r["kubelet_errors"]:
+            print(f"#   stand-in kubelet errors: {r['kubelet_errors']}")
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""What the operator wrote last, until the watch brings it back.
+
+A pass computes the status it wants and writes only the difference from the status it
+read. With event-driven passes the next pass often starts before the watch has
+delivered the previous write, so the index still holds the object as it was before:
+a difference taken from that stale copy would leave fields of the previous write in
+place that the new pass wants back. The API server answers every write with the whole
+object; it stands in for the index's copy while the index still holds the version that
+write replaced. It is never used once the index moved on (to that write or beyond),
+so nothing here outlives the watch by more than one event, and resourceVersions are
+only compared for equality, as the API conventions allow.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from typing import Any, Mapping
+
+
+class Writes:
+    def __init__(self) -> None:
+        self._last: dict[Hashable, tuple[str, str, dict[str, Any]]] = {}  # key -> (rv before, rv after, object)
+        self._lock = threading.Lock()
+
+    def fresh(self, key: Hashable, seen: dict[str, Any]) -> dict[str, Any]:
+        """The newest copy of the object: `seen` (the index's), or what our last write
+        returned when the index still holds the version that write replaced."""
+        version = (seen.get("metadata") or {}).get("resourceVersion")
+        with self._lock:
+            last = self._last.get(key)
+            if last is None:
+                return seen
+            before, after, obj = last
+            if version == before and version is not None:
+                return obj
+            del self._last[key]
+            return seen
+
+    def wrote(self, key: Hashable, before: Mapping[str, Any], answer: Mapping[str, Any] | None) -> None:
+        """Remember the API server's answer to a write made against `before`."""
+        if not answer:
+            return
+        old = (before.get("metadata") or {}).get("resourceVersion")
+        new = (answer.get("metadata") or {}).get("resourceVersion")
+        if old and new and old != new:
+            with self._lock:
+                self._last[key] = (old, new, dict(answer))
+
+    def seen(self, key: Hashable, version: str | None) -> None:
+        """The watch delivered `version` of the object: drop a write it has caught up with."""
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and version is not None and version != last[0]:
+                del self._last[key]
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._last.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._last)

@@ -1,0 +1,158 @@
+"""The pieces that make passes event-driven (issue #24): the work queue, the memory of the
+last write, client-side throttling, and one Prometheus query per Round per poll."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from kubetune.controller.kube import RateLimiter
+from kubetune.controller.round_curves import RoundCurves
+from kubetune.controller.workqueue import WorkQueue
+from kubetune.controller.writes import Writes
+from kubetune.metrics.prometheus import Observed, PrometheusError
+from kubetune.metrics.promql import round_query
+
+
+async def test_a_key_is_queued_once_and_never_processed_twice_at_once():
+    running, seen, overlap = set(), [], []
+    release = threading.Event()
+
+    def process(key):
+        if key in running:
+            overlap.append(key)
+        running.add(key)
+        seen.append(key)
+        release.wait(2)
+        running.discard(key)
+        return None
+
+    q = WorkQueue(process, workers=4)
+    await q.start()
+    try:
+        for _ in range(5):
+            q.add("a")  # five events about one object while none is processed: one pass
+        await asyncio.sleep(0.1)
+        q.add("a")  # an event during the pass: one more pass right after, not a parallel one
+        q.add("a")
+        await asyncio.sleep(0.1)
+        assert seen == ["a"]
+        release.set()
+        for _ in range(50):
+            if q.passes == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert seen == ["a", "a"] and q.passes == 2 and not overlap
+    finally:
+        await q.stop()
+
+
+async def test_a_pass_that_asks_to_be_retried_runs_again_later_and_a_crash_does_not_stop_the_workers():
+    calls: list[str] = []
+
+    def process(key):
+        calls.append(key)
+        if key == "boom" and calls.count("boom") == 1:
+            raise RuntimeError("a bug")
+        return 0.2 if key == "later" and calls.count("later") == 1 else None
+
+    q = WorkQueue(process, workers=1)
+    await q.start()
+    try:
+        q.add("boom")
+        q.add("later")
+        await asyncio.sleep(0.5)
+        assert calls.count("later") == 2
+        q.add("ok")
+        await asyncio.sleep(0.1)
+        assert "ok" in calls  # the worker survived the crash (and retries it after 10 s)
+    finally:
+        await q.stop()
+    q.add("after")  # stopped: nothing runs, nothing raises
+    assert "after" not in calls
+
+
+def _obj(rv: str, phase: str) -> dict:
+    return {"metadata": {"name": "t", "resourceVersion": rv}, "status": {"phase": phase}}
+
+
+def test_the_last_write_stands_in_for_the_index_until_the_watch_brings_it():
+    w, key = Writes(), ("Trial", "ns", "t")
+    before = _obj("9", "Pending")
+    w.wrote(key, before, _obj("10", "Running"))
+    assert w.fresh(key, before)["status"]["phase"] == "Running"  # the index still holds rv 9
+    assert w.fresh(key, _obj("10", "Running"))["metadata"]["resourceVersion"] == "10"
+    assert len(w) == 0  # caught up: forgotten
+    w.wrote(key, before, _obj("10", "Running"))
+    w.seen(key, "11")  # someone else wrote after us: the index is the truth again
+    assert w.fresh(key, _obj("11", "Succeeded"))["status"]["phase"] == "Succeeded" and len(w) == 0
+    w.wrote(key, before, None)  # the object was gone: nothing to remember
+    assert len(w) == 0
+
+
+def test_the_rate_limiter_allows_a_burst_then_the_rate():
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    lim = RateLimiter(qps=10, burst=3, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        lim.acquire()
+    assert slept == []
+    lim.acquire()
+    lim.acquire()
+    assert slept == pytest.approx([0.1, 0.1])
+    RateLimiter(qps=0, burst=1, sleep=lambda s: slept.append(s)).acquire()  # 0: no limit
+    assert len(slept) == 2
+
+
+class _Prometheus:
+    def __init__(self, fail: bool = False):
+        self.calls, self.fail = 0, fail
+
+    def observe_round(self, namespace, round_name, metric, start, end):
+        self.calls += 1
+        if self.fail:
+            raise PrometheusError("Prometheus at x is unreachable")
+        return {"r-0": Observed([], 3), "r-1": Observed([], None)}
+
+
+def test_one_query_per_round_per_poll_however_many_trials_ask():
+    now = [100.0]
+    prom = _Prometheus()
+    curves = RoundCurves(prom, poll_seconds=15, clock=lambda: now[0])  # type: ignore[arg-type]
+    for trial in ("r-0", "r-1", "r-2"):
+        curves.observe("ns", "r", trial, "val_loss", 0, 100)
+    assert prom.calls == 1
+    assert curves.observe("ns", "r", "r-0", "val_loss", 0, 100).diverged_step == 3
+    assert curves.observe("ns", "r", "r-9", "val_loss", 0, 100) == Observed([], None)
+    curves.observe("ns", "other", "other-0", "val_loss", 0, 100)
+    assert prom.calls == 2  # per Round
+    now[0] += 15
+    curves.observe("ns", "r", "r-1", "val_loss", 0, 115)
+    assert prom.calls == 3  # once per poll interval
+    curves.observe("ns", "r", "r-1", "val_loss", -50, 115)
+    assert prom.calls == 4  # an answer that does not reach back far enough is asked again
+    curves.forget_round("ns", "r")
+    assert ("ns", "r") not in curves and ("ns", "other") in curves
+
+
+def test_an_outage_costs_one_query_per_round_per_poll():
+    prom = _Prometheus(fail=True)
+    curves = RoundCurves(prom, poll_seconds=15, clock=lambda: 0.0)  # type: ignore[arg-type]
+    for trial in ("r-0", "r-1"):
+        with pytest.raises(PrometheusError):
+            curves.observe("ns", "r", trial, "val_loss", 0, 100)
+    assert prom.calls == 1
+
+
+def test_the_round_query_selects_the_round_and_escapes_every_value():
+    q = round_query('n"s', "r1", "val.loss")
+    assert 'kubetune_round="r1"' in q and 'kubetune_namespace="n\\"s"' in q
+    assert 'metric=~"val\\\\.loss|"' in q  # a regex: the dot is literal, and step series have no metric label
+    assert q.startswith("max by (kubetune_trial, __name__) (")
+    assert "kubetune_trial_diverged_step" in q and "kubetune_trial_step" in q and "kubetune_trial_metric" in q
