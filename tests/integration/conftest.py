@@ -25,21 +25,28 @@ TRAINER = str(Path(__file__).with_name("trainer.py"))
 PLURALS = {"Study": "studies", "Round": "rounds", "Trial": "trials"}
 
 
-@pytest.fixture()
-def apiserver(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
-    """A real API server of this test's own, with kubetune's CRDs and the namespace `tuning`;
-    KUBECONFIG points at it. Stopped even when the test fails."""
+@contextlib.contextmanager
+def serving(server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """Start `server` with the namespace `tuning`, point KUBECONFIG at it, and stop it
+    afterwards even when the test fails; skip, saying why, where none can start."""
     why = missing()
     if why:
         pytest.skip(why)
-    server = ApiServer().start()
     try:
+        server.start()
         monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         kubernetes.client.CoreV1Api(server.client()).create_namespace({"metadata": {"name": NS}})
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def apiserver(monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """A real API server of this test's own, with kubetune's CRDs and the namespace `tuning`."""
+    with serving(ApiServer(), monkeypatch) as server:
+        yield server
 
 
 @pytest.fixture()

@@ -124,7 +124,7 @@ async def test_bad_input_is_reported_as_a_condition_and_nothing_crashes(world, c
 
 
 async def test_raising_parallelism_on_a_running_round_takes_effect(world):
-    api, kubelet = world["api"], world["kubelet"]
+    api = world["api"]
     await start_operator(world)
     await create(api, study_manifest(max_steps=60))
     await create(api, round_manifest(max_trials=6, parallelism=1))

@@ -8,77 +8,18 @@ import datetime as dt
 import functools
 import json
 import logging
-import os
 import random
 import re
 import signal
 import ssl
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from .conftest import NS, create, live, round_manifest, start_operator, study_manifest, wait_for
-from .kubelet import free_port
+from .operator_process import OperatorProcess
 
 LEVEL = re.compile(r"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
-
-
-class OperatorProcess:
-    """`kubetune operator` as a real process (so SIGKILL is real), its log in a file that
-    every run appends to."""
-
-    def __init__(self, kubeconfig: Path, log: Path):
-        self.kubeconfig, self.log_path = kubeconfig, log
-        self.proc: subprocess.Popen | None = None
-        self.health = 0
-
-    def start(self) -> None:
-        self.health = free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS,  # standalone: no peering
-                 "--health-port", str(self.health), "--metrics-port", "0", "--poll", "1"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    async def started(self, timeout: float = 60) -> float:
-        """Wait until the operator answers its liveness probe; the seconds it took."""
-        began = time.monotonic()
-        await wait_for(lambda: self._healthy() or self.proc.poll() is not None, timeout,  # type: ignore[union-attr]
-                       "the operator to start")
-        assert self.proc is not None and self.proc.poll() is None, f"the operator exited:\n{self.log()[-3000:]}"
-        return time.monotonic() - began
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/healthz", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def errors_in(log: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -410,7 +411,26 @@ def _timed_pass(cfg: OperatorConfig, key: tuple[str, str, str], body: kopf.Body,
         except Forbidden as e:
             raise _forbidden(cfg, body, patch, e) from None
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
-            raise _temporary(e) from None
+            if not _unavailable(e):
+                raise _temporary(e) from None
+            # the API server is restarting or overloaded: not an error of ours; kopf would log
+            # its TemporaryError at ERROR, so the work queue takes the retry instead
+            log.warning("%s %s/%s: the API server is unavailable (%s); retrying in 5 s", *key, _short(e))
+            cfg.queue.add_threadsafe(key, after=5.0)
+
+
+def _unavailable(e: Exception) -> bool:
+    """A refusal that says the API server cannot serve now (unreachable, 5xx, 429), not that
+    the request was wrong."""
+    if isinstance(e, ApiException):
+        return e.status is not None and (e.status >= 500 or e.status == 429 or e.status == 0)
+    return True  # urllib3's connection errors and OSError: nothing answered
+
+
+def _short(e: Exception) -> str:
+    if isinstance(e, ApiException):
+        return f"{e.status} {e.reason}"
+    return type(e).__name__
 
 
 def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
@@ -429,7 +449,7 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
             _pass(cfg, key, raw)
         except Forbidden as e:
             patch = kopf.Patch()
-            _forbidden(cfg, raw, patch, e, post=_post_warning)
+            _forbidden(cfg, raw, patch, e, post=functools.partial(_post_warning, cfg))
             try:
                 _apply(cfg, key, raw, patch)
             except ApiException:
@@ -447,12 +467,13 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
     return None
 
 
-def _post_warning(body: Mapping[str, Any], reason: str, message: str) -> None:
-    """A Warning Event from a work-queue thread (kopf's posting needs its loop's context)."""
+def _post_warning(cfg: OperatorConfig, body: Mapping[str, Any], reason: str, message: str) -> None:
+    """A Warning Event from a work-queue thread, through the operator's client (kopf's
+    posting needs its loop's context)."""
     try:
-        kopf.warn(body, reason=reason, message=message)
-    except Exception as e:  # an Event is a courtesy: never worth failing the pass for
-        log.debug("could not post a %s Event: %s", reason, e)
+        cfg.kube.warn(dict(body), reason=reason, message=message)
+    except Exception as e:  # noqa: BLE001 - an Event is a courtesy: never worth failing the pass for
+        log.warning("could not post a %s Event: %s", reason, e)
 
 
 def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, now: dt.datetime) -> None:

@@ -1,6 +1,7 @@
 """The Kubernetes API calls the operator makes, each with a timeout, each idempotent."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import threading
@@ -150,6 +151,26 @@ class Kube:
             if e.status == 409:
                 return False
             raise classify(e, "create", "pods", namespace) from None
+
+    def warn(self, body: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning Event about `body` (kubectl describe shows it), posted with this client:
+        kopf's own posting works only from kopf's event loop, not from a work-queue thread."""
+        meta = body.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {"generateName": f"{meta.get('name', 'kubetune')}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                               "name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid")},
+            "type": "Warning", "reason": reason, "message": message[:1024],
+            "source": {"component": "kubetune"}, "reportingComponent": "kubetune",
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        self._call("create", "events")
+        try:
+            self.core.create_namespaced_event(namespace, event, _request_timeout=TIMEOUT)
+        except ApiException as e:
+            raise classify(e, "create", "events", namespace) from None
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> None:
         self._call("delete", "pods")
