@@ -1,7 +1,9 @@
 """Choosing configurations: quasi-random, random, grid and optuna's Bayesian samplers.
 
-Everything here is a pure function of the Round and its trials, so the sampler
-state is simply rebuilt from the Trial objects after an operator restart.
+Every suggestion is a function of the Round and its trials (the sampler is seeded
+from the trial number), so the sampler state is simply rebuilt from the Trial
+objects after an operator restart; in between, a Round's studies are kept and told
+only what changed.
 
 How scientific parameters stay fair under Bayesian search (the playbook's point:
 compare scientific values on equal terms):
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import TrialState
 from scipy.stats import qmc
 
@@ -51,12 +54,14 @@ class Observation:
     params: dict[str, Scalar]
     state: str  # "complete", "pruned", "fail", "running"
     value: float | None = None
-    curve: tuple[tuple[int, float], ...] = ()
+    curve: tuple[tuple[int, float], ...] = ()  # only the last finite point counts (see _last_point)
 
 
 @dataclass
 class Suggester:
-    """Suggests configurations for one Round. Keep one per Round (see core.round_plan.suggester_for)."""
+    """Suggests configurations for one Round. Keep one per Round (see core.round_plan.suggester_for):
+    it keeps the optuna studies and samplers between suggestions and tells them only what
+    changed, so a suggestion costs about what optuna's own `ask()` does."""
 
     space: SearchSpace
     algorithm: str
@@ -64,17 +69,28 @@ class Suggester:
     direction: str  # "minimize" | "maximize"
     startup_trials: int = DEFAULT_STARTUP
     _sobol_dims: int = field(init=False)
+    _dists: dict[str, BaseDistribution] = field(init=False)
+    _grid: list[dict[str, Scalar]] | None = field(init=False, default=None)
+    _sobol: tuple[Any, int] = field(init=False, default=(None, 0))  # the engine, and the point it draws next
+    _kept: dict[tuple, _KeptStudy] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._sobol_dims = max(1, len(self.space.parameters))
+        self._dists = self.space.distributions()
 
     # ---- quasi-random -------------------------------------------------
     def sobol_point(self, number: int) -> dict[str, Scalar]:
         """The n-th point of the scrambled Sobol sequence, mapped onto the domains."""
-        engine = qmc.Sobol(d=self._sobol_dims, scramble=True, seed=self.seed)
-        if number:
-            engine.fast_forward(number)
+        engine, at = self._sobol
+        if engine is None:
+            engine = qmc.Sobol(d=self._sobol_dims, scramble=True, seed=self.seed)
+        elif number < at:
+            engine.reset()
+            at = 0
+        if number > at:
+            engine.fast_forward(number - at)
         u = engine.random(1)[0]
+        self._sobol = (engine, number + 1)
         values: dict[str, Scalar] = {}
         for i, p in enumerate(self.space.parameters):
             if self.space.active(p, values):
@@ -85,29 +101,41 @@ class Suggester:
     def suggest(self, number: int, history: list[Observation]) -> dict[str, Scalar]:
         """The sampled values of trial `number`, given what earlier trials showed."""
         if self.algorithm == "grid":
-            grid = self.space.grid()
-            return dict(grid[number % len(grid)])
+            if self._grid is None:
+                self._grid = self.space.grid()
+            return dict(self._grid[number % len(self._grid)])
         quasi = self.sobol_point(number)
         if self.algorithm == "sobol":
             return quasi
         scientific = {k: v for k, v in quasi.items() if k in self.space.scientific}
         if self.algorithm == "random":
-            return self._optuna(number, history, scientific, optuna.samplers.RandomSampler(seed=self._seed(number)))
+            # the random sampler reads no history: a study of its own, renewed now and then
+            kept = self._kept.get(("random",))
+            if kept is None or kept.asked >= RANDOM_RENEW:
+                kept = self._kept[("random",)] = _KeptStudy(self._new_study(optuna.samplers.RandomSampler()))
+            return self._ask(kept, number, scientific)
         if self.algorithm in BAYESIAN:
-            peers = self._peers(history, scientific)
+            key, peers = self._peers(history, scientific)
             finished = [o for o in peers if o.state in ("complete", "pruned")]
             if len(finished) < self.startup_trials:
                 return quasi
-            return self._optuna(number, peers, scientific, self._bayesian(number))
+            kept = self._kept.get(key)
+            if kept is None or not kept.sync(peers, self._dists):
+                kept = self._kept[key] = _KeptStudy(build_study(peers, self._dists, self.direction, self._bayesian()))
+                kept.remember(peers, self._dists)
+            return self._ask(kept, number, scientific)
         raise ValueError(f"unknown algorithm {self.algorithm!r}")
 
     def _seed(self, number: int) -> int:
         return zlib.crc32(f"{self.seed}:{number}".encode())
 
-    def _bayesian(self, number: int) -> optuna.samplers.BaseSampler:
-        seed = self._seed(number)
+    def _new_study(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+        return optuna.create_study(direction=self.direction, sampler=sampler)
+
+    def _bayesian(self) -> optuna.samplers.BaseSampler:
+        """The Round's sampler; reseeded for each trial number (see _ask)."""
         if self.algorithm == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=0, multivariate=True, group=True,
+            return optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=0, multivariate=True, group=True,
                                               constant_liar=True)
         if self.algorithm == "gp":
             try:
@@ -117,27 +145,154 @@ class Suggester:
                     "algorithm gp needs PyTorch where kubetune runs (pip install 'kubetune[gp]'); "
                     "use tpe, or an operator image with torch"
                 ) from None
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=0)
-        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=0, warn_independent_sampling=False)
+            return optuna.samplers.GPSampler(seed=self.seed, n_startup_trials=0)
+        return optuna.samplers.CmaEsSampler(seed=self.seed, n_startup_trials=0, warn_independent_sampling=False)
 
-    def _peers(self, history: list[Observation], scientific: dict[str, Scalar]) -> list[Observation]:
-        """Trials that share the scientific values (when those values are discrete)."""
+    def _peers(self, history: list[Observation], scientific: dict[str, Scalar]) -> tuple[tuple, list[Observation]]:
+        """Trials that share the scientific values (when those values are discrete), and the
+        key of their sub-study."""
         discrete = all(self.space.by_name(k).type != "float" for k in scientific)
         if not scientific or not discrete:
-            return history
-        return [o for o in history if all(o.params.get(k) == v for k, v in scientific.items())]
+            return (), history
+        key = tuple(sorted((k, repr(v)) for k, v in scientific.items()))
+        return key, [o for o in history if all(o.params.get(k) == v for k, v in scientific.items())]
 
-    def _optuna(
-        self, number: int, history: list[Observation], scientific: dict[str, Scalar], sampler: optuna.samplers.BaseSampler
-    ) -> dict[str, Scalar]:
-        dists = self.space.distributions()
-        study = build_study(history, dists, self.direction, optuna.samplers.PartialFixedSampler(scientific, sampler))
-        trial = study.ask()
+    def _ask(self, kept: _KeptStudy, number: int, scientific: dict[str, Scalar]) -> dict[str, Scalar]:
+        """Ask the kept study for trial `number`. The sampler is reseeded from the trial number
+        first, so trial n gets the same values from the same trials, kept or rebuilt."""
+        base = kept.study.sampler
+        if isinstance(base, optuna.samplers.PartialFixedSampler):
+            base = base._base_sampler
+        _reseed(base, self._seed(number))
+        kept.study.sampler = optuna.samplers.PartialFixedSampler(scientific, base)
+        trial = kept.study.ask()
         values: dict[str, Scalar] = {}
         for p in self.space.parameters:
             if self.space.active(p, values):
-                values[p.name] = _suggest(trial, p.name, dists[p.name])
+                values[p.name] = _suggest(trial, p.name, self._dists[p.name])
+        kept.asked_as(number, trial._trial_id, values, self._dists)
         return values
+
+
+RANDOM_RENEW = 1000
+"""The random sampler's study is renewed after this many suggestions (it keeps every asked trial)."""
+
+_STATES = {
+    "complete": TrialState.COMPLETE,
+    "pruned": TrialState.PRUNED,
+    "fail": TrialState.FAIL,
+    "running": TrialState.RUNNING,
+}
+
+
+def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
+    """Seed every random state of a sampler (and of the samplers it holds) as its constructor
+    would with `seed`: a kept sampler then suggests what a new one would."""
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            _reseed(value, seed)
+
+
+def _told(o: Observation, dists: dict[str, BaseDistribution]) -> tuple:
+    """What a study is told of an observation: state, value, last curve point, parameters."""
+    params = tuple(sorted((k, v) for k, v in o.params.items() if k in dists and _contains(dists[k], v)))
+    state = o.state
+    value = o.value if state == "complete" else None
+    if state == "complete" and (value is None or not math.isfinite(value)):
+        state, value = "fail", None
+    last = _last_point(o.curve)
+    return state, value, last, params
+
+
+def _last_point(curve: tuple[tuple[int, float], ...]) -> tuple[int, float] | None:
+    """The last finite point of a curve: all optuna's samplers read of an early-stopped trial's
+    curve (TPE ranks pruned trials by their last step, then the value there)."""
+    finite = {s: v for s, v in curve if math.isfinite(v)}
+    if not finite:
+        return None
+    step = max(finite)
+    return step, finite[step]
+
+
+@dataclass
+class _KeptStudy:
+    """An optuna study kept between suggestions, and what it was told of each trial number."""
+
+    study: optuna.Study
+    told: dict[int, tuple[int, tuple]] = field(default_factory=dict)  # number -> (optuna trial id, _told)
+    seen: dict[int, Observation] = field(default_factory=dict)  # the observation told last, per number
+    top: int = -1  # the highest trial number told
+    asked: int = 0
+
+    def remember(self, history: list[Observation], dists: dict[str, BaseDistribution]) -> None:
+        """After build_study: the study's trials are the history's, in order."""
+        for trial, o in zip(self.study.get_trials(deepcopy=False), history):
+            self.told[o.number] = (trial._trial_id, _told(o, dists))
+            self.seen[o.number] = o
+            self.top = max(self.top, o.number)
+
+    def asked_as(self, number: int, trial_id: int, values: dict[str, Scalar], dists: dict[str, BaseDistribution]) -> None:
+        self.asked += 1
+        params = tuple(sorted((k, v) for k, v in values.items() if k in dists))
+        self.told[number] = (trial_id, ("running", None, None, params))
+        self.top = max(self.top, number)
+
+    def sync(self, history: list[Observation], dists: dict[str, BaseDistribution]) -> bool:
+        """Tell the study what changed since the last suggestion: new trials, running trials
+        that finished. False when the study must be rebuilt instead (a finished trial changed
+        or went away, or a trial appeared out of order), so a kept study always holds what
+        build_study would, in the same order."""
+        storage, study_id = self.study._storage, self.study._study_id
+        numbers = set()
+        for o in history:
+            numbers.add(o.number)
+            prev = self.seen.get(o.number)
+            if prev is o or prev == o:
+                continue
+            told = _told(o, dists)
+            had = self.told.get(o.number)
+            if had is None:
+                if o.number < self.top:
+                    return False
+                frozen = _frozen(told, dists)
+                frozen._validate()
+                self.told[o.number] = (storage.create_new_trial(study_id, template_trial=frozen), told)
+                self.top = o.number
+            elif had[1] != told:
+                if had[1][0] != "running" or had[1][3] != told[3]:
+                    return False
+                _finish(storage, had[0], told)
+                self.told[o.number] = (had[0], told)
+            self.seen[o.number] = o
+        if len(numbers) != len(self.told):
+            for number in [n for n in self.told if n not in numbers]:
+                trial_id, told = self.told.pop(number)
+                self.seen.pop(number, None)
+                if told[0] != "running":
+                    return False
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)  # asked, never created: ignored
+        return True
+
+
+def _frozen(told: tuple, dists: dict[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
+    state, value, last, params = told
+    return optuna.trial.create_trial(
+        params=dict(params),
+        distributions={k: dists[k] for k, _ in params},
+        value=value,
+        state=_STATES[state],
+        intermediate_values=dict([last]) if last else {},
+    )
+
+
+def _finish(storage: optuna.storages.BaseStorage, trial_id: int, told: tuple) -> None:
+    state, value, last, _ = told
+    if last is not None:
+        storage.set_trial_intermediate_value(trial_id, last[0], last[1])
+    if state != "running":
+        storage.set_trial_state_values(trial_id, _STATES[state], [value] if value is not None else None)
 
 
 def build_study(
@@ -147,29 +302,10 @@ def build_study(
 
     Failed and infeasible trials are told as FAIL (optuna's samplers ignore them
     rather than treat them as good or bad values); early-stopped ones as PRUNED with
-    their curve; running ones as RUNNING, so TPE's constant liar avoids them."""
+    the last point of their curve (all a sampler reads of it); running ones as RUNNING,
+    so TPE's constant liar avoids them."""
     study = optuna.create_study(direction=direction, sampler=sampler)
-    for o in history:
-        params = {k: v for k, v in o.params.items() if k in dists and _contains(dists[k], v)}
-        used = {k: dists[k] for k in params}
-        state = {
-            "complete": TrialState.COMPLETE,
-            "pruned": TrialState.PRUNED,
-            "fail": TrialState.FAIL,
-            "running": TrialState.RUNNING,
-        }[o.state]
-        value = o.value if state == TrialState.COMPLETE else None
-        if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
-            state = TrialState.FAIL
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=params,
-                distributions=used,
-                value=value,
-                state=state,
-                intermediate_values={s: v for s, v in o.curve if math.isfinite(v)},
-            )
-        )
+    study.add_trials([_frozen(_told(o, dists), dists) for o in history])
     return study
 
 

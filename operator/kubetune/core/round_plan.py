@@ -80,11 +80,19 @@ def observations(trials: list[Trial]) -> list[Observation]:
             params=dict(t.spec.parameters),
             state=state.get(phase_of(t), "running"),
             value=t.status.objective,
-            curve=tuple((p.step, p.value) for p in t.status.curve),
+            curve=_last_point(t),
         )
         for t in trials
         if t.spec.purpose == "search"
     ]
+
+
+def _last_point(t: Trial) -> tuple[tuple[int, float], ...]:
+    """The last finite point of a trial's curve: all a sampler reads of it (a Round's history
+    holds one per trial, not every curve)."""
+    finite = [p for p in t.status.curve if math.isfinite(p.value)]
+    last = max(finite, key=lambda p: p.step, default=None)
+    return ((last.step, last.value),) if last else ()
 
 
 def round_key(namespace: str | None, name: str) -> str:
