@@ -1,0 +1,100 @@
+"""Objects stay bounded (issue #24): a Round of 10,000 trials keeps each Trial under 20 KB
+and the Round under 200 KB (etcd refuses objects over 1.5 MiB). Status lists are capped
+and count what they leave out, so the sizes hold whatever the number of trials."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+
+from kubetune.analysis import analyze_round
+from kubetune.api.common import set_condition
+from kubetune.api.trial import CURVE_LIMIT, CurvePoint, StopReason
+from kubetune.core.curves import downsample
+from kubetune.core.round_plan import plan_round
+
+from .factories import round_, study, trial
+
+NOW = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+TRIAL_LIMIT, ROUND_LIMIT = 20_000, 200_000
+PHASES = ["Succeeded"] * 6 + ["EarlyStopped", "Failed", "Infeasible", "Running"]
+
+
+def size(obj: object) -> int:
+    return len(json.dumps(obj.wire() if hasattr(obj, "wire") else obj, separators=(",", ":")))
+
+
+def big_round(n: int):
+    """A Round of n trials as large as the spec lets them be: every scientific and nuisance
+    kind, the longest curves (long steps, full-precision values), long condition and stop
+    messages, many final metrics."""
+    rnd = round_(
+        scientific=[{"name": "batch_size", "type": "categorical", "choices": [32, 64, 128, 256]},
+                    {"name": "width_multiplier", "type": "float", "min": 0.1, "max": 10.0}],
+        nuisance=[{"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1.0, "log": True},
+                  {"name": "weight_decay", "type": "float", "min": 1e-6, "max": 1e-2, "log": True},
+                  {"name": "warmup_steps", "type": "int", "min": 0, "max": 5000}],
+        budget={"maxTrials": 10000, "parallelism": 50, "maxFailedTrials": 10000},
+        reruns={"topK": 20, "seeds": 50},
+    )
+    rng = random.Random(0)
+    trials = []
+    for i in range(n):
+        p = {"batch_size": rng.choice([32, 64, 128, 256]), "width_multiplier": rng.uniform(0.1, 10),
+             "learning_rate": 10 ** rng.uniform(-5, 0), "weight_decay": 10 ** rng.uniform(-6, -2),
+             "warmup_steps": rng.randint(0, 5000), "optimizer": "sgd"}
+        phase = PHASES[i % len(PHASES)]
+        y = rng.random()
+        t = trial(i, p, phase, y if phase in ("Succeeded", "EarlyStopped") else None)
+        t.status.curve = [CurvePoint(step=1_000_000 + 5000 * s, value=y + rng.random() / (s + 1))
+                          for s in range(CURVE_LIMIT)]  # what downsample leaves of any curve
+        for kind in ("Ready", "Reconciling", "Stalled", "MetricsAvailable"):
+            t.status.conditions = set_condition(t.status.conditions, kind, True, "SomeReason", "x" * 5000, NOW, 1)
+        if phase == "EarlyStopped":
+            t.status.stop_reason = StopReason(rule="curvefit", step=500, message="m" * 1000,
+                                              evidence={f"e{k}": rng.random() for k in range(8)})
+        t.status.final = {f"metric_{k}": rng.random() for k in range(50)}
+        trials.append(t)
+    return study(), rnd, trials
+
+
+@pytest.fixture(scope="module")
+def ten_thousand():
+    st, rnd, trials = big_round(10_000)
+    plan = plan_round(st, rnd, trials, NOW)
+    plan.status.analysis = analyze_round(st, rnd, trials).wire()
+    return trials, plan.status
+
+
+def test_a_trial_stays_under_20_kb(ten_thousand):
+    trials, _ = ten_thousand
+    assert max(size(t) for t in trials) < TRIAL_LIMIT
+
+
+def test_a_curve_is_downsampled_to_its_limit():
+    curve = [CurvePoint(step=s, value=1.0 / (s + 1)) for s in range(100_000)]
+    kept = downsample(curve, "minimize")
+    assert len(kept) <= CURVE_LIMIT
+    assert kept[0].step == 0 and kept[-1].step == 99_999  # first, last (and best) kept
+
+
+def test_a_round_of_10000_trials_stays_under_200_kb(ten_thousand):
+    _, status = ten_thousand
+    assert size(status) < ROUND_LIMIT
+    assert status.counts.succeeded == 6000  # counts, not names
+
+
+def test_no_status_list_grows_with_the_trials(ten_thousand):
+    """Every list in the Round's analysis is as long at 10,000 trials as at 200: bounded by
+    the Round's spec (parameters, re-runs), never by the number of trials."""
+    _, big = ten_thousand
+    st, rnd, trials = big_round(200)
+    small = analyze_round(st, rnd, trials).wire()
+
+    def lengths(a: dict) -> dict[str, int]:
+        return {k: len(v) for k, v in a.items() if isinstance(v, (list, dict))}
+
+    for key, n in lengths(big.analysis).items():
+        assert n <= max(lengths(small).get(key, 0), 5), key
