@@ -72,7 +72,9 @@ def run(args: tuple[int, dict, int]) -> dict:
             curve.append(float(f"{v:.5g}") if math.isfinite(v) else None)
         return True
 
-    train(params, seed=i, steps=steps, on_step=on_step)
+    # the stored digits curves were made with PyTorch (the trial image's trainer), not the
+    # quickstart's scikit-learn fallback: keep regenerating them the same way
+    train({"backend": "torch", **params}, seed=i, steps=steps, on_step=on_step)
     for curve in curves.values():
         curve += [None] * (steps - len(curve))  # a diverged run stops early: the rest is NaN
     return {"config": params, **curves}

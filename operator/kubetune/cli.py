@@ -28,13 +28,15 @@ def _crds(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from .api.validation import describe, foreign, problems
-    from .manifests import ManifestError, clashes_between, load_documents
+    from .manifests import ManifestError, cross_document_problems, objects, read_documents
 
     try:
-        docs = load_documents(args.paths)
+        docs = read_documents(args.paths)
     except ManifestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for why in docs.skipped:
+        print(f"skipped {why}")
     bad = 0
     for path, doc in docs:
         what = describe(doc)
@@ -49,10 +51,13 @@ def _validate(args: argparse.Namespace) -> int:
                 print(f"  - {p}")
         else:
             print(f"{path}: {what} is valid")
-    clashes = clashes_between(docs)
-    for path, round_name, clash in clashes:
-        print(f"{path}: Round {round_name} does not fit its Study: {clash}")
-    return 1 if bad or clashes else 0
+    across = cross_document_problems(docs)  # the rules `kubetune run` applies, in its words
+    for problem in across:
+        print(problem)
+    ours = objects(docs, strict=False)
+    if ours.studies and not ours.rounds and not bad:
+        print("note: no Round among the files: Studies alone are valid, but there is nothing for `kubetune run` to run")
+    return 1 if bad or across else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -169,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("adopt", help="adopt a Round's recommended configuration as its Study's new baseline")
-    p.add_argument("round", help="the Round name on the cluster")
-    p.add_argument("--namespace", "-n", default=None, help="the Round's namespace (default: default)")
+    p.add_argument("round", help="the Round name on the cluster, or a `kubetune run` output directory "
+                                 "(the baseline is then written into that run's study.yaml, for the next Round's run)")
+    p.add_argument("--namespace", "-n", default=None, help="with the cluster: the Round's namespace (default: default)")
     p.set_defaults(func=_adopt)
 
     p = sub.add_parser("dashboard", help="serve the live report of local runs or of the cluster's Rounds (read-only)")

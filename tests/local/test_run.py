@@ -153,7 +153,8 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, output
-    assert "resume" in output
+    last = output.strip().splitlines()[-1]  # the last line says what happened, with the counts
+    assert last.startswith("interrupted: ") and "finished trial(s) kept" in last and "resume" in last, output
     states = {p.stem: yaml.safe_load(p.read_text())["status"] for p in (out / "trials").glob("*.yaml")}
     kept = {n for n, s in states.items() if s.get("phase") in ("Succeeded", "EarlyStopped")}
     assert kept and all(s.get("phase") in ("Succeeded", "EarlyStopped", "Pending") for s in states.values())
@@ -161,6 +162,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     assert not processes_started_by(out), processes_started_by(out)
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert f"resuming the run in {out}/: {len(kept)} trial(s) finished" in res.stdout, res.stdout
     after = {p.stem: yaml.safe_load(p.read_text()) for p in (out / "trials").glob("*.yaml")}
     assert sorted(after) == sorted(f"fast-r-{i}" for i in range(6))
     for name in kept:  # finished trials were kept, not rerun
@@ -228,8 +230,9 @@ def test_report_rewrites_a_local_runs_report_and_says_what_is_wrong_otherwise(tm
     res = kubetune("report", str(out), "-o", str(tmp_path / "again.html"))
     assert res.returncode == 0 and best in (tmp_path / "again.html").read_text(), res.stdout + res.stderr
     cases = {  # (arguments, what the one-line error must say)
-        "not a run": ((str(tmp_path),),
-                      f"{tmp_path} is not a kubetune run directory ({tmp_path}/study.yaml is missing)"),
+        "manifests": ((str(tmp_path),), f"{tmp_path} holds manifests, not a run: run them first"),
+        "not a run": ((str(out / "logs"),),
+                      f"{out / 'logs'} is not a kubetune run directory ({out / 'logs'}/study.yaml is missing)"),
         "no such path": (("nothing/here",), "nothing/here is not a kubetune run directory"),
         "unwritable": ((str(out), "-o", str(tmp_path / "no" / "dir" / "r.html")), "cannot write the report to"),
     }
@@ -298,8 +301,7 @@ def test_validate_names_every_object_and_refuses_what_is_not_one(tmp_path):
 
 @pytest.mark.slow
 def test_the_quickstart_trains_the_real_model(tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
+    """With scikit-learn, on the CPU, as after `pip install -e .`: no PyTorch needed."""
     qs = ROOT / "examples" / "quickstart"
     rnd = yaml.safe_load((qs / "round.yaml").read_text())
     rnd["spec"]["budget"] = {"maxTrials": 8, "parallelism": 2, "maxFailedTrials": 2}
@@ -316,6 +318,16 @@ def test_the_quickstart_trains_the_real_model(tmp_path):
     assert r["status"]["phase"] == "Succeeded" and r["status"]["bestValue"] < 0.5  # a real model learned digits
     a = r["status"]["analysis"]
     assert a["isolation"] and a["reruns"]["groups"] and a["bestTrials"]
+    logs = [p.read_text() for p in (out / "logs").glob("*.log")]  # scikit-learn, torch installed or not
+    assert any("backend=sklearn" in text for text in logs) and not any("backend=torch" in text for text in logs)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path / "no-torch"), os.environ.get("PYTHONPATH", "")])}
+    (tmp_path / "no-torch").mkdir()
+    (tmp_path / "no-torch" / "torch.py").write_text("raise ImportError('torch is not installed')\n")
+    res = subprocess.run([sys.executable, "-c", "import kubetune.demo.digits as d; "
+                          "print(d.train({'step_seconds': 0}, 1, 3, lambda s, m: print(m) or True))"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().endswith("sklearn"), res.stdout + res.stderr
 
 
 def test_crds_are_written_where_asked_or_a_clear_error(tmp_path):

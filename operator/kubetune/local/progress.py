@@ -45,4 +45,17 @@ class Progress:
         detail = (f"running {c.running + c.pending} · done {c.succeeded} · stopped {c.early_stopped} · "
                   f"infeasible {c.infeasible} · failed {c.failed} · {best}")
         if self._bar:
-            self._bar.update(self._task, completed=done, total=total, detail=detail)
+            self._bar.update(self._task, completed=done, total=max(total, planned_total(s)), detail=detail)
+
+    def stop(self, why: str) -> None:
+        """Leave the bar saying why it stopped (its counts would otherwise still show trials running)."""
+        if self._bar:
+            self._bar.update(self._task, detail=why)
+
+
+def planned_total(s: RoundSettings) -> int:
+    """Every trial the Round will run, re-runs included, known from the start: the Round's
+    own count adds the re-runs only once it knows which trials are best, and a bar whose
+    total jumps from 16 to 18 near the end looks like a bug."""
+    reruns = s.rerun_top_k * s.rerun_seeds + (s.rerun_seeds + 1 if s.rerun_baseline else 0)
+    return s.max_trials + reruns

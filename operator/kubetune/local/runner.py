@@ -25,13 +25,13 @@ from ..core.trial_plan import plan_trial, read_termination
 from ..core.curves import merge
 from ..manifests import ManifestError, load_study_and_round
 from ..sampling import AlgorithmUnavailable
-from ..space import ParameterNameClash
+from ..space import ParameterNameClash, SearchSpace
 from ..report.html import render_report
 from .interrupts import Interrupts
 from .process import LocalPod
 from .reports import ReportReader
 from .scrape import scrape
-from .store import RunStateError, RunStore, foreign_state
+from .store import RunStateError, RunStore, adopted_status, foreign_state
 
 NAMESPACE = "local"
 
@@ -50,6 +50,7 @@ class LocalRun:
                 f"{out} holds the run of {other}, not of Round {rnd.metadata.name} of Study "
                 f"{rnd.spec.study_ref.name}; give another --output, or remove {out} to discard that run"
             )
+        self.resumed = saved is not None
         if saved is not None:
             rnd.status = saved.status  # resume: the spec may have changed (e.g. parallelism), the status not
         rnd.metadata.namespace = NAMESPACE
@@ -159,43 +160,114 @@ def default_output(rnd: Round) -> Path:
     return Path("kubetune-runs") / rnd.metadata.name
 
 
+def _value(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _params(params: dict, names: list[str]) -> str:
+    return ", ".join(f"{k}={_value(params[k])}" for k in names if k in params)
+
+
+def _counts(c) -> str:
+    parts = [(c.succeeded, "succeeded"), (c.early_stopped, "stopped early"), (c.infeasible, "infeasible"),
+             (c.failed, "failed"), (c.running, "running"), (c.pending, "pending")]
+    return ", ".join(f"{n} {what}" for n, what in parts if n) or "no trials"
+
+
+def summary(run: "LocalRun") -> list[str]:
+    """The end of `kubetune run`, for people: counts in words, the best trial's searched
+    parameters (the fixed ones and the baseline are the same in every trial), re-runs as re-runs."""
+    rnd, s = run.round, run.round.status
+    trials = list(run.trials.values())
+    reruns = [t for t in trials if t.spec.purpose == "rerun"]
+    base = sum(1 for t in reruns if t.spec.rerun_of == "baseline")
+    parts = ([f"{len(reruns) - base} re-run(s) of the best"] if len(reruns) > base else []) \
+        + ([f"{base} run(s) of the baseline"] if base else [])
+    lines = [f"Round {rnd.metadata.name} {s.phase}: {s.progress} trials finished ({_counts(s.counts)})"
+             + (f", of them {' and '.join(parts)} with other seeds" if parts else "")]
+    best = run.trials.get(s.best_trial.name) if s.best_trial else None
+    if s.best_trial:
+        names = [p.name for p in SearchSpace.of(rnd.spec).parameters]
+        of = ""
+        if best is not None and best.spec.purpose == "rerun":
+            of = f", a re-run of {best.spec.rerun_of} with seed {best.spec.seed}"
+        lines.append(f"best {run.settings.metric} = {s.best_trial.value:.6g}: {s.best_trial.name}{of}")
+        if names:
+            lines.append(f"  {_params(s.best_trial.parameters, names)}")
+    for msg in (s.analysis or {}).get("messages", []):
+        lines.append(f"  - {msg}")
+    if ((s.analysis or {}).get("reruns") or {}).get("recommendation") == "adopt":
+        lines.append(f"to make it the Study's baseline for its next Round: kubetune adopt {run.store.root}")
+    return lines
+
+
+def _state(run: "LocalRun") -> str:
+    """What a resumed run starts from, read from its trials (the saved counts predate the interrupt)."""
+    done = sum(1 for t in run.trials.values() if phase_of(t) in FINISHED)
+    restart = len(run.trials) - done
+    return f"{done} trial(s) finished" + (f", {restart} to restart" if restart else "")
+
+
 def run_cli(args: argparse.Namespace) -> int:
+    skipped: list[str] = []
     try:
-        study, rnd = load_study_and_round(args.paths, args.round)
+        study, rnd = load_study_and_round(args.paths, args.round, skipped)
     except ManifestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else default_output(rnd)
     from .progress import Progress
 
+    for why in skipped:
+        print(f"skipped {why}")
+    runs = [out] + (sorted(p for p in out.parent.iterdir() if p.is_dir() and p != out) if out.parent.is_dir() else [])
+    adopted = adopted_status(runs, study.metadata.name)
+    if adopted:
+        study.status = adopted[1]
+        last = adopted[1].adopted[-1]
+        print(f"Study {study.metadata.name}: baseline as adopted from Round {last.round} ({adopted[0]}): "
+              + _params(adopted[1].baseline, sorted(adopted[1].baseline)))
     try:
         run = LocalRun(study, rnd, out, poll=args.poll, echo=print)
     except RunStateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with Progress(quiet=args.quiet or not sys.stdout.isatty()) as progress, Interrupts() as ctrl_c:
-        run.echo = progress.log
-        try:
-            progress.log(f"Round {rnd.metadata.name}: {rnd.spec.goal}")
-            progress.log(f"state and results: {out}/ (run the same command again to resume)")
-            while not ctrl_c.requested and run.step():
+    finished = run.resumed and run.round.status.phase in ("Succeeded", "Failed")
+    interrupted = False
+    if finished:
+        print(f"Round {rnd.metadata.name} has already finished ({run.round.status.phase}) in {out}/: nothing to run; "
+              f"its results follow. To run it again, remove {out} or give another --output.")
+    else:
+        with Progress(quiet=args.quiet or not sys.stdout.isatty()) as progress, Interrupts() as ctrl_c:
+            run.echo = progress.log
+            try:
+                progress.log(f"Round {rnd.metadata.name}: {rnd.spec.goal}")
+                if run.resumed:
+                    progress.log(f"resuming the run in {out}/: {_state(run)}")
+                else:
+                    progress.log(f"state and results: {out}/ (run the same command again to resume)")
+                while not ctrl_c.requested and run.step():
+                    progress.update(run.round, run.settings)
+                    ctrl_c.sleep(run.poll)
+            except (AlgorithmUnavailable, ParameterNameClash) as e:
+                run.interrupt()
+                progress.stop("error")
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            if ctrl_c.requested:
+                stopped = sum(1 for t in run.trials.values() if phase_of(t) not in FINISHED)
+                run.interrupt()
+                progress.stop("interrupted")
+                interrupted = True
+            else:
                 progress.update(run.round, run.settings)
-                ctrl_c.sleep(run.poll)
-        except (AlgorithmUnavailable, ParameterNameClash) as e:
-            run.interrupt()
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        if ctrl_c.requested:
-            run.interrupt()
-            progress.log("interrupted: running trials stopped, finished trials kept; run the same command to resume")
-            return 130
-        progress.update(run.round, run.settings)
+    if interrupted:  # after the bar has gone: this is the last line on the terminal
+        kept = sum(1 for t in run.trials.values() if phase_of(t) in FINISHED)
+        print(f"interrupted: {kept} finished trial(s) kept, {stopped} running or pending stopped; "
+              "run the same command to resume")
+        return 130
     report = run.finish()
-    s = run.round.status
-    print(f"Round {rnd.metadata.name} {s.phase}: {s.progress} trials, counts {s.counts.wire()}")
-    if s.best_trial:
-        print(f"best {run.settings.metric} = {s.best_trial.value:.6g} ({s.best_trial.name}: {s.best_trial.parameters})")
-    for msg in (s.analysis or {}).get("messages", []):
-        print(f"  - {msg}")
-    print(f"wrote {out}/round.yaml, {out}/trials/, and the report {report}")
-    return 0 if s.phase == "Succeeded" else 1
+    for line in summary(run):
+        print(line)
+    print(f"report: {report}  (state: {out}/round.yaml, {out}/trials/)")
+    return 0 if run.round.status.phase == "Succeeded" else 1

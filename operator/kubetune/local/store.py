@@ -9,6 +9,7 @@ import pydantic
 import yaml
 
 from ..api import Round, Study, Trial
+from ..api.study import StudyStatus
 from ..api.common import Model
 from ..api.validation import model_problems
 
@@ -93,3 +94,24 @@ class RunStore:
 
     def load_trials(self) -> list[Trial]:
         return read_trials(self.trials_dir)
+
+
+def adopted_status(runs: list[Path], study_name: str) -> tuple[Path, StudyStatus] | None:
+    """The Study status with the latest adoption among run directories (`kubetune adopt RUN`
+    writes it into RUN/study.yaml), so the next Round of that Study starts from the adopted
+    baseline, as on a cluster where it lives in the Study's status. Unreadable ones are passed over."""
+    latest: tuple[str, Path, StudyStatus] | None = None
+    for run in runs:
+        path = run / "study.yaml"
+        if not path.is_file():
+            continue
+        try:
+            study = read(path, Study)
+        except RunStateError:
+            continue
+        if study.metadata.name != study_name or not study.status.adopted:
+            continue
+        when = max(a.time for a in study.status.adopted)
+        if latest is None or when > latest[0]:
+            latest = (when, run, study.status)
+    return (latest[1], latest[2]) if latest else None
