@@ -86,57 +86,55 @@ class LocalSource:
 
 
 class ClusterSource:
-    """Studies, Rounds and Trials of one namespace, read from the API server with the
-    kubeconfig (KUBECONFIG or ~/.kube/config) as `kubetune report` and `adopt` read them.
-    Each request lists what it shows; the version is the resourceVersions of the Round and
-    of its Trials, so the page reloads only when one of them changed."""
+    """Studies, Rounds and Trials of one namespace, from the API server with the kubeconfig
+    (KUBECONFIG or ~/.kube/config), kept current by a watch per kind (watch_cache.py): a
+    page request reads memory, not the API server. The version is the resourceVersions of
+    the Round and of its Trials, so the page reloads only when one of them changed."""
 
-    def __init__(self, namespace: str):
+    def __init__(self, namespace: str, sync_seconds: float = 30.0):
         from ..controller.kube import Kube, api_client
+        from .watch_cache import WatchCache
 
-        self.namespace = namespace
-        self.custom = Kube(api_client()).custom
+        self.namespace, self.sync_seconds = namespace, sync_seconds
+        custom = Kube(api_client()).custom
+        self.caches = {plural: WatchCache(custom, namespace, plural) for plural in ("studies", "rounds", "trials")}
 
     def describe(self) -> str:
-        return f"the cluster, namespace {self.namespace}"
+        return f"the cluster, namespace {self.namespace} (watched)"
 
-    def _list(self, plural: str) -> list[dict]:
-        from ..api import GROUP, VERSION
+    def _items(self, plural: str) -> list[dict]:
+        cache = self.caches[plural]
+        if not cache.synced.wait(self.sync_seconds):
+            raise ConnectionError(f"cannot list {plural} in namespace {self.namespace}: {cache.error}")
+        return cache.items()
 
-        return self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural,
-                                                         _request_timeout=30)["items"]
+    def _raw_round(self, name: str) -> dict:
+        self._items("rounds")
+        raw = self.caches["rounds"].get(name)
+        if raw is None:
+            raise NotFound(name)
+        return raw
 
     def rounds(self) -> list[RoundEntry]:
         out = []
-        for raw in self._list("rounds"):
+        for raw in self._items("rounds"):
             rnd = Round.model_validate(raw)
             out.append(RoundEntry(study=rnd.spec.study_ref.name, name=rnd.metadata.name,
                                   phase=rnd.status.phase or "Pending", progress=rnd.status.progress, goal=rnd.spec.goal))
-        return out
+        return sorted(out, key=lambda r: (r.study, r.name))
 
     def _trials(self, name: str) -> list[dict]:
-        return [t for t in self._list("trials") if (t.get("spec") or {}).get("roundRef", {}).get("name") == name]
+        return [t for t in self._items("trials") if (t.get("spec") or {}).get("roundRef", {}).get("name") == name]
 
     def load(self, name: str) -> tuple[Study, Round, list[Trial]]:
-        from ..report.cli import load_cluster
-
-        try:
-            return load_cluster(name, self.namespace)
-        except Exception as e:  # noqa: BLE001
-            if getattr(e, "status", None) == 404:
-                raise NotFound(name) from None
-            raise
+        rnd = Round.model_validate(self._raw_round(name))
+        self._items("studies")
+        study_raw = self.caches["studies"].get(rnd.spec.study_ref.name)
+        if study_raw is None:
+            raise NotFound(f"{name}: its Study {rnd.spec.study_ref.name!r} is not in namespace {self.namespace}")
+        return Study.model_validate(study_raw), rnd, [Trial.model_validate(t) for t in self._trials(name)]
 
     def version(self, name: str) -> str:
-        from ..api import GROUP, VERSION
-
-        try:
-            rnd = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "rounds", name,
-                                                           _request_timeout=30)
-        except Exception as e:  # noqa: BLE001
-            if getattr(e, "status", None) == 404:
-                raise NotFound(name) from None
-            raise
-        parts = [rnd["metadata"].get("resourceVersion", "")]
+        parts = [self._raw_round(name)["metadata"].get("resourceVersion", "")]
         parts += sorted(f"{t['metadata']['name']}@{t['metadata'].get('resourceVersion', '')}" for t in self._trials(name))
         return hashlib.sha1(";".join(parts).encode()).hexdigest()[:16]
