@@ -239,11 +239,12 @@ def contour(search: list[Trial], space: SearchSpace, a: Analysis, metric: str, d
     except Exception:  # noqa: BLE001 - a picture we cannot draw is no reason to lose the report
         return None
     fig.update_layout(**_layout(f"Contour: {order[0]} × {order[1]}, the two most important", height=HEIGHT + 40))
-    for name, update in ((order[0], fig.update_xaxes), (order[1], fig.update_yaxes)):
-        p = space.by_name(name)
-        if p.log and p.min and p.max and p.type != "categorical":
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):  # optuna orders the axes itself (by name): ask each its title
+        name = axis.title.text if axis.title and axis.title.text in order else None
+        p = space.by_name(name) if name else None
+        if p is not None and p.log and p.min and p.max and p.type != "categorical":
             ticks = log_ticks(p.min, p.max)
-            update(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
+            axis.update(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     return fig
 
 
