@@ -605,13 +605,13 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
                 and not (other.get("metadata") or {}).get("deletionTimestamp"):
             cfg.kube.delete_pod(namespace, other["metadata"]["name"], cfg.stop_grace_seconds)
 
-    curve, diverged = None, None
+    curve, diverged, peers = None, None, []
     conditions = trial.status.conditions
     if (cfg.curves is not None and view is not None and trial.status.phase == "Running"
             and cfg.due(namespace, name, time.monotonic())):
         # one query for the whole Round, reaching back to its earliest running trial's start
-        starts = [_epoch(t.status.start_time) for t in cfg.trials.of(_entries(trial_index, (namespace, rnd.metadata.name)))
-                  if t.status.phase == "Running"]
+        peers = cfg.trials.of(_entries(trial_index, (namespace, rnd.metadata.name)))
+        starts = [_epoch(t.status.start_time) for t in peers if t.status.phase == "Running"]
         start = min([x for x in [*starts, _epoch(trial.status.start_time)] if x is not None],
                     default=now.timestamp() - 3600)
         try:
@@ -625,8 +625,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
                                        f"{e}; final results will still be read from the pod's termination message", now)
     stop = None
     if curve and view is not None and view.phase == "Running" and trial.status.phase == "Running" and diverged is None:
-        peers = cfg.trials.of(_entries(trial_index, (namespace, rnd.metadata.name)))
-        stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)
+        stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)  # a curve was read: peers are too
     plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, strategy=s.strategy,
                       max_retries=s.max_retries, now=now, curve=curve, stop=stop, diverged_step=diverged)
     plan.status.conditions = conditions
@@ -650,8 +649,8 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
 
 
 def permitted(conditions: list[Condition]) -> list[Condition]:
-    """The conditions once a pass went through: a Ready=False/Forbidden said earlier is over
-    (a Trial has no Ready condition of its own; a Round's plan sets Ready itself)."""
+    """The conditions once a pass went through: a Ready=False/Forbidden said earlier is over.
+    (kstatus.trial_conditions then sets the Trial's Ready afresh; a Round's plan sets its own.)"""
     ready = get_condition(conditions, "Ready")
     if ready is None or ready.reason != "Forbidden":
         return conditions
