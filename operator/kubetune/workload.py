@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from .api import API_VERSION, Study, Trial
+from .api.parameters import env_text
 from .core.round_plan import ANNOTATION_MAX_STEPS, LABEL_ROUND, LABEL_STUDY, LABEL_TRIAL, label_value
 
 METRICS_PORT = 8000
@@ -20,12 +21,6 @@ LABEL_POD_OF = "kubetune.io/attempt"
 
 def env_name(parameter: str) -> str:
     return "KUBETUNE_PARAM_" + re.sub(r"[^A-Za-z0-9_]", "_", parameter).upper()
-
-
-def env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def trial_env(study: Study, trial: Trial) -> dict[str, str]:
@@ -42,7 +37,7 @@ def trial_env(study: Study, trial: Trial) -> dict[str, str]:
         "KUBETUNE_MAX_STEPS": str(_max_steps(study, trial)),
     }
     for name, value in trial.spec.parameters.items():
-        env[env_name(name)] = env_value(value)
+        env[env_name(name)] = env_text(value)
     return env
 
 

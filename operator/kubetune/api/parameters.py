@@ -124,7 +124,7 @@ class Parameter(Model):
             raise ValueError(f"choices: {CHOICES_REQUIRED}")
         if self.type != "categorical" and self.choices is not None:
             raise ValueError(f"choices: {CHOICES_ONLY_CATEGORICAL}")
-        if self.choices is not None and len({_text(c) for c in self.choices}) < len(self.choices):
+        if self.choices is not None and len({env_text(c) for c in self.choices}) < len(self.choices):
             raise ValueError(f"choices: {CHOICES_UNIQUE}")
         return self
 
@@ -142,8 +142,8 @@ class Parameter(Model):
         return self
 
 
-def _text(value: Scalar) -> str:
-    """A value as a trial reads it from its environment (true, not True)."""
+def env_text(value: Any) -> str:
+    """A value as a trial reads it from its environment variable (true, not True)."""
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
