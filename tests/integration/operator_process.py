@@ -14,6 +14,18 @@ from .conftest import NS, wait_for
 from .kubelet import free_port
 
 
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 20) -> None:
+    """Ask a process to stop (SIGTERM; SIGINT for Ctrl-C), SIGKILL it after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class OperatorProcess:
     def __init__(self, kubeconfig: Path, log: Path, *args: str):
         self.kubeconfig, self.log_path, self.args = kubeconfig, log, args
@@ -64,15 +76,8 @@ class OperatorProcess:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = None
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def log(self) -> str:

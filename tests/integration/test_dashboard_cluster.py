@@ -12,6 +12,7 @@ import urllib.request
 
 from .conftest import NS, create, round_manifest, study_manifest, wait_for
 from .kubelet import free_port
+from .operator_process import stop_process
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -65,10 +66,5 @@ async def test_the_dashboard_watches_the_cluster_and_shows_a_new_trial(world, ku
         await wait_for(lambda: _get(port, "/round/r1")[0] == 404, 10, "the deleted Round to leave the dashboard")
         assert "Traceback" not in (tmp_path / "dashboard.log").read_text()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGINT, grace=10)
         log.close()

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 
 from .kubelet import free_port
 from .conftest import NS, create, live, round_manifest, study_manifest, wait_for
+from .operator_process import stop_process
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -44,12 +44,7 @@ async def test_the_operator_command_serves_probes_and_metrics_and_runs_a_round(w
         assert 'kubetune_trials{namespace="tuning",phase="succeeded",round="r1"} 3.0' in text
         assert "kubetune_trials_created_total 3.0" in text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

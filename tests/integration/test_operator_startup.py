@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import yaml
 from ..envtest import ROOT
 from .conftest import NS, create, live, round_manifest, study_manifest, wait_for
 from .kubelet import free_port
+from .operator_process import stop_process
 
 PEERING_CRD = ROOT / "charts" / "kubetune" / "crds" / "kopf.dev_peerings.yaml"
 STARTUP = "kubetune operator: watching "
@@ -46,12 +46,7 @@ def operator_process(kubeconfig: Path, log: Path, *args: str) -> Iterator[subpro
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _get(url: str) -> tuple[int, str]:
