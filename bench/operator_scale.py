@@ -28,7 +28,6 @@ import heapq
 import http.server
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -195,6 +194,88 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return cpu, hwm / 1024
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def queue_waits(port: int) -> dict[str, tuple[float, float]]:
+    """Per kind, (p50, p99) of the work queue's wait, from the operator's histogram buckets
+    (upper bounds: a p50 of 0.05 means half the keys waited 50 ms or less)."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    buckets: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    for line in text.splitlines():
+        if line.startswith("kubetune_workqueue_queue_duration_seconds_bucket{"):
+            labels, value = line.rsplit(" ", 1)
+            kind = labels.split('kind="')[1].split('"')[0]
+            le = labels.split('le="')[1].split('"')[0]
+            buckets[kind].append((float(le), float(value)))
+    out = {}
+    for kind, bs in buckets.items():
+        bs.sort()
+        total = bs[-1][1] or 1.0
+        q = lambda f: next(le for le, n in bs if n >= f * total)  # noqa: E731
+        out[kind] = (q(0.5), q(0.99))
+    return out
+
+
+def stages(entries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Where a successor's latency goes, from the audit log's timestamps, per Round: a pod's
+    end (the kubelet's Succeeded patch answered) -> the operator's next write of that
+    Trial's status (it saw the end) -> the Round's next Trial created -> that Trial's pod
+    created. (p50, p99) of each step, seconds."""
+    import datetime as dt
+
+    def at(s: str) -> float:
+        return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+    ends: dict[str, float] = {}
+    patches: dict[str, list[float]] = collections.defaultdict(list)
+    trials: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+    pods: dict[str, float] = {}
+    for e in entries:
+        if e.get("stage") != "ResponseComplete" or (e.get("responseStatus") or {}).get("code", 200) >= 300:
+            continue
+        ref, agent, verb = e.get("objectRef") or {}, e.get("userAgent", ""), e.get("verb")
+        name, res, sub = ref.get("name") or "", ref.get("resource"), ref.get("subresource")
+        if agent.startswith("bench-kubelet") and res == "pods" and sub == "status":
+            ends[name] = at(e["stageTimestamp"])  # the last one is the Succeeded patch
+        elif agent.startswith("OpenAPI") or agent.startswith("kopf"):
+            if res == "trials" and sub == "status" and verb == "patch":
+                patches[name].append(at(e["requestReceivedTimestamp"]))
+            elif res == "trials" and verb == "create":
+                created = (e.get("responseObject") or {}).get("metadata", {}).get("name") or name
+                trials[created.rsplit("-", 1)[0]].append((at(e["requestReceivedTimestamp"]), created))
+            elif res == "pods" and verb == "create":
+                pods.setdefault(name.rsplit("-", 1)[0], at(e["requestReceivedTimestamp"]))
+    seen, created, started = [], [], []
+    for pod, end in ends.items():
+        trial = pod.rsplit("-", 1)[0]
+        after = [t for t in patches.get(trial, []) if t > end]
+        if not after:
+            continue
+        seen.append(after[0] - end)
+        following = sorted(x for x in trials.get(trial.rsplit("-", 1)[0], []) if x[0] > after[0])
+        if following:
+            created.append(following[0][0] - after[0])
+            if following[0][1] in pods:
+                started.append(pods[following[0][1]] - following[0][0])
+    return {"pod end -> Trial status written": (pct(seen, 50), pct(seen, 99)),
+            "-> successor Trial created": (pct(created, 50), pct(created, 99)),
+            "-> its pod created": (pct(started, 50), pct(started, 99))}
+
+
+def child_pid(pid: int) -> int:
+    """The operator's pid under py-spy."""
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -239,13 +320,18 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(workdir / "operator.log", "wb")
-        op = subprocess.Popen([sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS,
-                               "--health-port", "0", "--metrics-port", "0", "--prometheus-url", prom.url,
+        profile = ["py-spy", "record", "--nonblocking", "-r", "40", "--format", "raw",
+                   "-o", str(workdir / "profile.txt"), "--"] if a.profile else []
+        metrics_port = free_port()
+        op = subprocess.Popen([*profile, sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS,
+                               "--health-port", "0", "--metrics-port", str(metrics_port), "--prometheus-url", prom.url,
                                "--poll", str(a.poll), "--resync", str(a.resync), "--workers", str(a.workers),
                                "--kube-qps", str(a.qps), "--kube-burst", str(a.burst)],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
         time.sleep(4)  # the operator's start-up (imports, first listing) is not what is measured
-        cpu0, _ = proc_stats(op.pid)
+        pid = child_pid(op.pid) if a.profile else op.pid
+        cpu0, _ = proc_stats(pid)
+        server_cpu0 = {n: proc_stats(server._pid(n))[0] for n in ("kube-apiserver", "etcd")}
         custom = kubernetes.client.CustomObjectsApi(client)
         applied = time.monotonic()
         for body in manifests(rounds, parallel, per_round):
@@ -267,11 +353,13 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         elapsed = time.monotonic() - applied
         prom_window = time.monotonic() - prom_from if prom_from else 0.0
         prom_queries = prom.queries - prom_q0
-        cpu1, peak = proc_stats(op.pid)
+        cpu1, peak = proc_stats(pid)
+        server_cpu = {n: proc_stats(server._pid(n))[0] - c for n, c in server_cpu0.items()}
+        queue = queue_waits(metrics_port)
         time.sleep(2)  # the audit log's batch is flushed
         calls: collections.Counter = collections.Counter()
-        for line in (audit / "audit.log").read_text().splitlines():
-            e = json.loads(line)
+        entries = [json.loads(line) for line in (audit / "audit.log").read_text().splitlines()]
+        for e in entries:
             agent = e.get("userAgent", "")
             if e.get("stage") != "ResponseComplete" or not (agent.startswith("OpenAPI") or agent.startswith("kopf")):
                 continue
@@ -289,12 +377,16 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
             "calls": dict(calls.most_common()),
             "prom_per_poll": prom_queries / (prom_window / a.poll) if prom_window > a.poll else float("nan"),
             "kubelet_errors": kubelet.errors[:3],
+            "server_cpu": server_cpu, "queue": queue, "stages": stages(entries),
         }
     finally:
         if op is not None:
-            op.terminate()
+            if a.profile:
+                os.kill(child_pid(op.pid), 15)  # py-spy writes its profile when the operator exits
+            else:
+                op.terminate()
             try:
-                op.wait(20)
+                op.wait(60 if a.profile else 20)
             except subprocess.TimeoutExpired:
                 op.kill()
         if kubelet is not None:
@@ -316,6 +408,8 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=200)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per level at most")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))
+    ap.add_argument("--profile", action="store_true",
+                    help="sample the operator with py-spy (collapsed stacks in WORKDIR/LEVEL/profile.txt)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     a = ap.parse_args()
     why = missing()
@@ -339,6 +433,10 @@ def main() -> None:
         print(f"# {r['level']}: {r['finished']}/{r['trials']} pods finished in {r['elapsed']:.0f} s, "
               f"{r['successors']} successors measured; operator API calls: "
               + ", ".join(f"{k} {v}" for k, v in r["calls"].items()))
+        print(f"#   CPU s of the API server {r['server_cpu']['kube-apiserver']:.1f}, etcd {r['server_cpu']['etcd']:.1f} "
+              f"(operator {r['cpu_s']:.1f}); work-queue wait p50/p99 (bucket bounds): "
+              + ", ".join(f"{k} {p50:g}/{p99:g} s" for k, (p50, p99) in sorted(r["queue"].items())))
+        print("#   a successor's path, p50/p99: " + "; ".join(f"{k} {p50:.2f}/{p99:.2f} s" for k, (p50, p99) in r["stages"].items()))
         if r["kubelet_errors"]:
             print(f"#   stand-in kubelet errors: {r['kubelet_errors']}")
     if a.json:

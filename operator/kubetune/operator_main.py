@@ -58,7 +58,12 @@ def build(args: argparse.Namespace, client: Any,
     registry = kopf.OperatorRegistry()
     workers = max(1, getattr(args, "workers", 8))
     limiter = RateLimiter(getattr(args, "kube_qps", 50.0), getattr(args, "kube_burst", 100))
-    client.configuration.connection_pool_maxsize = max(client.configuration.connection_pool_maxsize or 0, workers + 2)
+    # one connection per thread that may call at once (the workers, kopf's handler threads):
+    # with fewer, urllib3 discards connections and every call past the pool opens a new TLS one
+    pool = max(client.configuration.connection_pool_maxsize or 0, workers + 8)
+    if pool != client.configuration.connection_pool_maxsize:
+        client.configuration.connection_pool_maxsize = pool
+        client.rest_client = kubernetes.client.rest.RESTClientObject(client.configuration)  # built with the old size
     cfg = OperatorConfig(kube=Kube(client, limiter), prometheus=prometheus, workers=workers,
                          poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0))
     register(registry, cfg)

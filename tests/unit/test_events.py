@@ -73,6 +73,64 @@ async def test_a_pass_that_asks_to_be_retried_runs_again_later_and_a_crash_does_
     assert "after" not in calls
 
 
+async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_it():
+    order: list[str] = []
+    gate = threading.Event()
+
+    def process(key):
+        gate.wait(2)
+        order.append(key)
+        return None
+
+    q = WorkQueue(process, workers=1)
+    await q.start()
+    try:
+        q.add("busy")  # holds the only worker while the sweep and the event arrive
+        await asyncio.sleep(0.05)
+        for i in range(2000):
+            q.add(f"sweep-{i}", low=True)
+        q.add("sweep-7")  # an event about a key the sweep queued too: it moves up, and runs once
+        q.add("pod-ended")
+        gate.set()
+        for _ in range(100):
+            if q.passes == 2002:
+                break
+            await asyncio.sleep(0.05)
+        assert order[:3] == ["busy", "sweep-7", "pod-ended"]
+        assert len(order) == 2002 and order.count("sweep-7") == 1  # busy, 2000 sweeps, the event
+    finally:
+        await q.stop()
+
+
+async def test_the_sweep_queues_every_round_and_every_unfinished_trial_behind_events():
+    from kubetune.controller.sweep import every, rounds, unfinished_trials
+
+    indexes = {
+        "trial_index": {("ns", "r"): [{"metadata": {"name": "t-0"}, "status": {"phase": "Succeeded"}},
+                                      {"metadata": {"name": "t-1"}, "status": {"phase": "Running"}},
+                                      {"metadata": {"name": "t-2"}}]},
+        "round_name_index": {("ns", "r"): [{}]},
+    }
+    assert list(unfinished_trials(indexes)) == [("Trial", "ns", "t-1"), ("Trial", "ns", "t-2")]
+    assert list(rounds(indexes)) == [("Round", "ns", "r")]
+    added: list[tuple] = []
+    task = asyncio.create_task(every(0.05, lambda: unfinished_trials(indexes), lambda k, low: added.append((k, low))))
+    await asyncio.sleep(0.12)
+    task.cancel()
+    assert added[:2] == [(("Trial", "ns", "t-1"), True), (("Trial", "ns", "t-2"), True)] and len(added) == 4
+
+
+def test_an_object_the_operator_created_is_its_own_until_the_watch_brings_it():
+    w = Writes()
+    w.created("t", {"metadata": {"name": "t", "resourceVersion": "5"}, "spec": {}})
+    assert w.unseen("t")["metadata"]["resourceVersion"] == "5"  # its first pass can run before the watch
+    w.wrote("t", w.unseen("t"), _obj("6", "Pending"))
+    assert w.fresh("t", w.unseen("t"))["status"]["phase"] == "Pending"  # the pass's own write counts
+    w.seen("t", "5")  # the watch delivers the creation: the index has it now
+    assert w.unseen("t") is None
+    assert w.fresh("t", _obj("5", "")) ["status"]["phase"] == "Pending"  # still ahead of the index
+
+
 def _obj(rv: str, phase: str) -> dict:
     return {"metadata": {"name": "t", "resourceVersion": rv}, "status": {"phase": phase}}
 

@@ -5,14 +5,14 @@ reconcile pass never lists the API. Watch events drive the passes: a trial pod t
 changes phase queues its Trial, a Trial that changes phase queues its Round (and
 itself), a new Round or a Round whose spec changed queues the Round; a work queue
 (`workqueue.py`) runs the passes in a bounded thread pool, one at a time per object.
-Timers only catch what an event could not (a failed pass, a lost watch) and poll
-Prometheus. Passes are level-triggered and every write is idempotent (deterministic
+Loops that queue every Round and unfinished Trial now and then (`sweep.py`) only catch
+what an event could not (a failed pass, a lost watch) and poll Prometheus. Passes are level-triggered and every write is idempotent (deterministic
 names, create-or-ignore, status patches), so an operator restart at any moment loses
 nothing and duplicates nothing.
 """
 from __future__ import annotations
 
-import copy
+import asyncio
 import datetime as dt
 import functools
 import logging
@@ -47,6 +47,7 @@ from .adoption import plan_study_status
 from .kube import Forbidden, Kube
 from .pods import pod_view
 from .round_curves import RoundCurves
+from .sweep import every, rounds, unfinished_trials
 from .trial_models import TrialModels
 from .workqueue import WorkQueue
 from .writes import Writes
@@ -81,6 +82,8 @@ class OperatorConfig:
     next trials). A finished Round's is always current."""
     _analyzed: dict[tuple[str, str], float] = field(default_factory=dict)
     _expected: dict[tuple[str, str, str], tuple[float, str, Any, frozenset[str]]] = field(default_factory=dict)
+    _not_before: dict[tuple[str, str, str], float] = field(default_factory=dict)  # failed passes' back-off
+    sweepers: list[Any] = field(default_factory=list)  # asyncio tasks that queue the safety net's keys (sweep.py)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(lambda key: run_pass(self, key), self.workers)  # type: ignore[arg-type]
@@ -122,6 +125,23 @@ class OperatorConfig:
         self._phases[key] = value
         return old != value
 
+    def back_off(self, key: tuple[str, str, str], seconds: float) -> float:
+        """A failed pass: no pass over `key` before `seconds` from now, whatever event comes."""
+        self._not_before[key] = time.monotonic() + seconds
+        return seconds
+
+    def backing_off(self, key: tuple[str, str, str]) -> float:
+        """Seconds left of `key`'s back-off (0 when none; a pass that ran clears it)."""
+        left = self._not_before.get(key, 0.0) - time.monotonic()
+        if left <= 0.05:
+            self._not_before.pop(key, None)
+            return 0.0
+        return left
+
+    def known(self, key: tuple[str, str, str], value: Any) -> None:
+        """What a pass already acted on: an event that brings just this is not a change."""
+        self._phases[key] = value
+
     def due(self, namespace: str, name: str, now: float) -> bool:
         """Is it time to query Prometheus for this trial again (every poll_seconds)?"""
         key = f"{namespace}/{name}"
@@ -152,6 +172,7 @@ class OperatorConfig:
     def _forget(self, key: tuple[str, str, str]) -> None:
         self.writes.forget(key)
         self._expected.pop(key, None)
+        self._not_before.pop(key, None)
         self._locks.pop(key, None)
         self._phases.pop(key, None)
 
@@ -161,7 +182,24 @@ FINISHED_ROUND = ("Succeeded", "Failed")
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(dict(body))
+    """A copy of a watched object (JSON: dicts, lists, scalars) the operator may keep.
+    copy.deepcopy does the same at about four times the cost, and every event of every
+    Trial, Round and trial pod goes through here."""
+    return {k: _json_copy(v) for k, v in body.items()}
+
+
+def _json_copy(value: Any) -> Any:
+    t = type(value)
+    if t is dict:
+        return {k: _json_copy(v) if type(v) in _NESTED else v for k, v in value.items()}
+    if t is list:
+        return [_json_copy(v) if type(v) in _NESTED else v for v in value]
+    if isinstance(value, Mapping):  # a kopf view
+        return {k: _json_copy(v) for k, v in value.items()}
+    return value
+
+
+_NESTED = (dict, list)
 
 
 def _entries(index: Any, key: Any) -> list[dict[str, Any]]:
@@ -208,12 +246,8 @@ def _owner(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
     }
 
 
-def _temporary(e: Exception) -> kopf.TemporaryError:
-    return kopf.TemporaryError(f"the API server refused a call: {e}", delay=5)
-
-
-def _forbidden(cfg: "OperatorConfig", body: kopf.Body, patch: kopf.Patch, e: Forbidden,
-               post: Any = kopf.warn) -> kopf.TemporaryError:
+def _forbidden(cfg: "OperatorConfig", body: Mapping[str, Any], patch: kopf.Patch, e: Forbidden,
+               post: Any) -> kopf.TemporaryError:
     """A 403 is a configuration problem: say so on the object (Ready=False/Forbidden, logged
     once), in a Warning Event (kopf posts none for timers), and retry slowly instead of every
     few seconds."""
@@ -231,40 +265,57 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         """The pod's service account in a cluster, KUBECONFIG elsewhere."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
+    # Indexes are async: kopf runs a sync handler in its thread pool, a hop per event and index
+    # for a deep copy that takes microseconds.
     @kopf.index(GROUP, VERSION, "studies", id="study_index", registry=registry)
-    def study_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+    async def study_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
         return {(namespace, name): _plain(body)}
 
     @kopf.index(GROUP, VERSION, "rounds", id="round_index", registry=registry)
-    def round_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
+    async def round_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
         return {(namespace, (spec.get("studyRef") or {}).get("name")): _plain(body)}
 
     @kopf.index(GROUP, VERSION, "rounds", id="round_name_index", registry=registry)
-    def round_name_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
+    async def round_name_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
         """Each Round by its name, for the passes the work queue runs."""
         return {(namespace, name): _plain(body)}
 
     @kopf.index(GROUP, VERSION, "trials", id="trial_index", registry=registry)
-    def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
+    async def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
         return {(namespace, (spec.get("roundRef") or {}).get("name")): _plain(body)}
 
     @kopf.index(GROUP, VERSION, "trials", id="trial_name_index", registry=registry)
-    def trial_name_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
+    async def trial_name_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
         """Which Round each Trial names, by the Trial's name: a Round's next trial name may
         be held by a Trial that is not the Round's (made by hand, or another Round's)."""
         return {(namespace, name): (spec.get("roundRef") or {}).get("name")}
 
     @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_index", registry=registry)
-    def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    async def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
         trial = labels.get(LABEL_TRIAL)
         return {(namespace, trial): _plain(body)} if trial else {}
+
+    # The safety net (sweep.py): every Round each resync interval, every unfinished Trial at
+    # least once per poll interval (the Trial's pass is what reads Prometheus), queued with the
+    # events' keys. No kopf timer per object: no finalizer on Trials, no second thread pool.
+    trial_interval = min(cfg.reconcile_seconds, cfg.poll_seconds) if cfg.prometheus else cfg.reconcile_seconds
 
     @kopf.on.startup(id="workqueue", registry=registry)
     async def start_queue(**_: Any) -> None:
         await cfg.queue.start()
+        cfg.sweepers = [
+            asyncio.create_task(every(cfg.reconcile_seconds, lambda: rounds(cfg.indexes), cfg.queue.add),
+                                name="kubetune-round-sweep"),
+            asyncio.create_task(every(trial_interval, lambda: unfinished_trials(cfg.indexes), cfg.queue.add),
+                                name="kubetune-trial-sweep"),
+        ]
 
     @kopf.on.cleanup(id="workqueue_stop", registry=registry)
     async def stop_queue(**_: Any) -> None:
+        for task in cfg.sweepers:
+            task.cancel()
+        await asyncio.gather(*cfg.sweepers, return_exceptions=True)
+        cfg.sweepers = []
         await cfg.queue.stop()
 
     # Events queue passes (async handlers: they only look at the event, in the loop). What
@@ -312,24 +363,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         if trial:
             cfg.queue.add(("Trial", namespace, trial))
 
-    # The safety net: a pass over every Round and every unfinished Trial now and then, with
-    # kopf's retries and backoff, under the same one-pass-per-object lock as the queue.
-    @kopf.timer(GROUP, VERSION, "rounds", id="round", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
-    def round_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, **kwargs: Any) -> None:
-        cfg.indexes = cfg.indexes or _indexes(kwargs)
-        _timed_pass(cfg, ("Round", namespace, name), body, patch)
-
-    # Only unfinished trials need a timer (and so kopf's finalizer): a finished trial is
-    # plain data, deleted with its Round without waiting for the operator. The Trial timer
-    # is also what polls Prometheus, so it runs at least once per poll interval.
-    trial_interval = min(cfg.reconcile_seconds, cfg.poll_seconds) if cfg.prometheus else cfg.reconcile_seconds
-
-    @kopf.timer(GROUP, VERSION, "trials", id="trial", interval=trial_interval, backoff=cfg.backoff_seconds, registry=registry,
-                when=lambda status, **_: (status or {}).get("phase") not in FINISHED)
-    def trial_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, **kwargs: Any) -> None:
-        cfg.indexes = cfg.indexes or _indexes(kwargs)
-        _timed_pass(cfg, ("Trial", namespace, name), body, patch)
-
     @kopf.timer(GROUP, VERSION, "studies", id="study", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def study_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, round_index: kopf.Index,
                     trial_index: kopf.Index, **_: Any) -> None:
@@ -368,6 +401,7 @@ def _current(cfg: OperatorConfig, key: tuple[str, str, str]) -> dict[str, Any] |
         round_name = _one(cfg.indexes["trial_name_index"], (namespace, name))
         raw = next((t for t in _entries(cfg.indexes["trial_index"], (namespace, round_name))
                     if t["metadata"]["name"] == name), None) if round_name is not None else None
+    raw = raw if raw is not None else cfg.writes.unseen(key)  # created by a pass, not in the watch yet
     return cfg.writes.fresh(key, raw) if raw is not None else None
 
 
@@ -384,11 +418,19 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
             reconcile_trial(cfg, raw, namespace, name, patch, idx["study_index"], idx["round_index"],
                             idx["trial_index"], idx["pod_index"])
         _apply(cfg, key, raw, patch)
+        if kind == "Trial" and _ended(raw, patch):
+            # its Round plans the successor now, from this write (Writes), not after the watch
+            cfg.queue.add_threadsafe(("Round", namespace, (raw.get("spec") or {}).get("roundRef", {}).get("name")))
     except ApiException:
         m.RECONCILE_ERRORS.labels(kind).inc()
         raise
     finally:
         m.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+
+
+def _ended(raw: Mapping[str, Any], patch: kopf.Patch) -> bool:
+    """Did this pass write a finished phase over an unfinished one?"""
+    return (patch.get("status") or {}).get("phase") in FINISHED and (raw.get("status") or {}).get("phase") not in FINISHED
 
 
 def _apply(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any], patch: kopf.Patch) -> None:
@@ -398,25 +440,6 @@ def _apply(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any], 
         cfg.kube.patch_custom_meta(_PLURAL[kind], namespace, name, wanted["metadata"])
     if wanted.get("status"):
         cfg.writes.wrote(key, raw, cfg.kube.patch_custom_status(_PLURAL[kind], namespace, name, wanted["status"]))
-
-
-def _timed_pass(cfg: OperatorConfig, key: tuple[str, str, str], body: kopf.Body, patch: kopf.Patch) -> None:
-    """The safety-net timer's pass, its errors classified for kopf (which retries them)."""
-    with cfg.lock(key):
-        if cfg.indexes and cfg.expecting(key):
-            return  # what its last pass created is not in the indexes yet; its events queue the next
-        raw = (_current(cfg, key) if cfg.indexes else None) or _plain(body)
-        try:
-            _pass(cfg, key, raw)
-        except Forbidden as e:
-            raise _forbidden(cfg, body, patch, e) from None
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
-            if not _unavailable(e):
-                raise _temporary(e) from None
-            # the API server is restarting or overloaded: not an error of ours; kopf would log
-            # its TemporaryError at ERROR, so the work queue takes the retry instead
-            log.warning("%s %s/%s: the API server is unavailable (%s); retrying in 5 s", *key, _short(e))
-            cfg.queue.add_threadsafe(key, after=5.0)
 
 
 def _unavailable(e: Exception) -> bool:
@@ -435,11 +458,16 @@ def _short(e: Exception) -> str:
 
 def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
     """The work queue's pass over `key`; the seconds after which to try again, or None.
-    It never raises for a refusal of the API server: a 403 is said on the object (as the
-    timers do) and retried slowly, anything else retried in a few seconds."""
+    It never raises for a refusal of the API server: a 403 is said on the object and retried
+    slowly; an API server that cannot serve now (restarting, overloaded: 5xx, 429, no
+    answer) is a WARNING and retried in a few seconds; any other refusal is our error, an
+    ERROR retried after `backoff_seconds`."""
     if not cfg.indexes:
         return 1.0  # no event has brought kopf's indexes yet
     with cfg.lock(key):
+        wait = cfg.backing_off(key)
+        if wait > 0:
+            return wait  # its last pass failed: an event meanwhile does not make the retry come sooner
         if cfg.expecting(key):
             return 2.0  # what its last pass created is not in the indexes yet; its events queue the next
         raw = _current(cfg, key)
@@ -454,16 +482,16 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
                 _apply(cfg, key, raw, patch)
             except ApiException:
                 pass  # may not even write the status: the log line said it
-            return cfg.forbidden_retry_seconds
-        except ApiException as e:
-            log.warning("%s %s/%s: the API server refused a call: %s; retrying in 5 s", *key, e)
-            return 5.0
+            return cfg.back_off(key, cfg.forbidden_retry_seconds)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            if _unavailable(e):
+                log.warning("%s %s/%s: the API server is unavailable (%s); retrying in 5 s", *key, _short(e))
+                return cfg.back_off(key, 5.0)
+            log.error("%s %s/%s: the API server refused a call: %s; retrying in %g s", *key, e, cfg.backoff_seconds)
+            return cfg.back_off(key, cfg.backoff_seconds)
         except kopf.TemporaryError as e:
             log.warning("%s %s/%s: %s; retrying in %g s", *key, e, e.delay or 5.0)
-            return float(e.delay or 5.0)
-        except (urllib3.exceptions.HTTPError, OSError) as e:  # the API server is unreachable (restarting)
-            log.warning("%s %s/%s: cannot reach the API server (%s); retrying in 5 s", *key, type(e).__name__)
-            return 5.0
+            return cfg.back_off(key, float(e.delay or 5.0))
     return None
 
 
@@ -528,7 +556,8 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         owner = _owner(study_raw, "Study")
         owner["controller"] = False  # the user owns the Round's spec; the Study only cascades deletion
         patch.meta["ownerReferences"] = [*refs, owner]
-    trials = cfg.trials.of(_entries(trial_index, (namespace, name)))
+    trials = cfg.trials.of(cfg.writes.fresh(("Trial", namespace, t["metadata"]["name"]), t)
+                           for t in _entries(trial_index, (namespace, name)))  # a Trial's own last write counts
     try:
         plan = plan_round(study, rnd, trials, now, taken=others)
     except AlgorithmUnavailable as e:
@@ -542,9 +571,14 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         body = t.wire()
         body["metadata"]["ownerReferences"] = [_owner(raw, "Round")]
         body.pop("status", None)
-        if cfg.kube.create_custom("trials", namespace, body):
+        created = cfg.kube.create_custom("trials", namespace, body)
+        if created is not None:
             m.TRIALS_CREATED.inc()
             log.info("Round %s/%s: created trial %s %s", namespace, name, t.metadata.name, t.spec.parameters)
+            key = ("Trial", namespace, t.metadata.name)
+            cfg.writes.created(key, created)
+            cfg.known(key, None)  # the watch's ADDED (no phase yet) is not news: this pass is its pass
+            cfg.queue.add_threadsafe(key)  # its pod now, not when the watch brings the Trial
     by_name = {t.metadata.name: t for t in trials}
     for trial_name, why in plan.stop:
         t = by_name[trial_name]

@@ -108,15 +108,16 @@ class Kube:
     def core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(self.client)
 
-    def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
-        """Create; False when it already exists (a retried create is a no-op)."""
+    def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; the object as the API server stored it, or None when it already exists
+        (a retried create is a no-op)."""
         self._call("create", plural)
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body, _request_timeout=TIMEOUT)
-            return True
+            return self.custom.create_namespaced_custom_object(  # type: ignore[no-any-return]
+                GROUP, VERSION, namespace, plural, body, _request_timeout=TIMEOUT) or {}
         except ApiException as e:
             if e.status == 409:
-                return False
+                return None
             raise classify(e, "create", plural, namespace, GROUP) from None
 
     def patch_custom_status(self, plural: str, namespace: str, name: str,

@@ -9,6 +9,11 @@ it again for right after. Passes are level-triggered (each reads the latest stat
 from kopf's indexes), so coalescing events loses nothing. Nothing is kept here that
 the API server does not also have: after a restart, kopf's initial listing queues
 every object again.
+
+Keys come at two priorities: an event's (something changed: a pod ended, a Trial was
+created) and the safety net's (sweep.py: every unfinished Trial now and then, to poll
+Prometheus). A worker always takes an event's key first, so a sweep of thousands of
+Trials never stands between a finished trial and its successor.
 """
 from __future__ import annotations
 
@@ -16,8 +21,11 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+
+from ..metrics import operator_metrics as m
 
 log = logging.getLogger("kubetune")
 
@@ -29,11 +37,12 @@ class WorkQueue:
     def __init__(self, process: Process, workers: int = 8):
         """`workers`: passes that run at once (threads); each holds at most one API call in flight."""
         self.process, self.workers = process, max(1, workers)
-        self._queue: asyncio.Queue[Hashable] | None = None
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queued: set[Hashable] = set()
+        self._queued: dict[Hashable, tuple[float, int]] = {}  # key -> (when it was queued, priority)
+        self._order = 0
         self._running: set[Hashable] = set()
-        self._again: set[Hashable] = set()
+        self._again: dict[Hashable, bool] = {}  # added while running -> low (only sweeps asked)
         self._tasks: list[asyncio.Task] = []
         self._executor: ThreadPoolExecutor | None = None
         self.passes = 0  # done, for the benchmark and the tests
@@ -45,7 +54,7 @@ class WorkQueue:
     async def start(self) -> None:
         """Start the workers in the running loop (kopf's), with its context (kopf's event posting)."""
         self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.PriorityQueue()
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kubetune-pass")
         self._tasks = [asyncio.create_task(self._work(contextvars.copy_context()), name=f"kubetune-worker-{i}")
                        for i in range(self.workers)]
@@ -60,28 +69,35 @@ class WorkQueue:
         self._queue = self._executor = None
         self._queued.clear(), self._running.clear(), self._again.clear()
 
-    def add(self, key: Hashable, after: float = 0.0) -> None:
-        """Queue `key` (now, or after `after` seconds). Call it from the event loop's thread;
-        before `start()` (or after `stop()`) it does nothing: the timers still cover the key."""
+    def add(self, key: Hashable, after: float = 0.0, low: bool = False) -> None:
+        """Queue `key` (now, or after `after` seconds; `low`: the safety net's, behind every
+        event's key). Call it from the event loop's thread; before `start()` (or after
+        `stop()`) it does nothing: the sweep covers the key later."""
         if self._queue is None or self._loop is None:
             return
         if after > 0:
-            self._loop.call_later(after, self.add, key)
+            self._loop.call_later(after, self.add, key, 0.0, low)
             return
+        priority = 1 if low else 0
         if key in self._running:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._again[key] = self._again.get(key, True) and low
+            return
+        queued = self._queued.get(key)
+        if queued is not None and queued[1] <= priority:
+            return  # already waiting, as early or earlier
+        self._order += 1
+        self._queued[key] = (queued[0] if queued else time.monotonic(), priority)
+        self._queue.put_nowait((priority, self._order, key))  # an earlier low entry goes stale
+        m.QUEUE_DEPTH.set(len(self._queued))
 
-    def add_threadsafe(self, key: Hashable, after: float = 0.0) -> None:
+    def add_threadsafe(self, key: Hashable, after: float = 0.0, low: bool = False) -> None:
         loop = self._loop
         if loop is None:
             return
         if threading.get_ident() == getattr(loop, "_thread_id", None):
-            self.add(key, after)
+            self.add(key, after, low)
         else:
-            loop.call_soon_threadsafe(self.add, key, after)
+            loop.call_soon_threadsafe(self.add, key, after, low)
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -90,8 +106,13 @@ class WorkQueue:
         assert self._queue is not None and self._loop is not None
         queue, loop = self._queue, self._loop
         while True:
-            key = await queue.get()
-            self._queued.discard(key)
+            priority, _, key = await queue.get()
+            queued = self._queued.get(key)
+            if queued is None or queued[1] != priority:
+                continue  # a stale entry: the key was taken already, or queued again earlier
+            del self._queued[key]
+            m.QUEUE_WAIT.labels(_kind(key)).observe(time.monotonic() - queued[0])
+            m.QUEUE_DEPTH.set(len(self._queued))
             self._running.add(key)
             again: float | None = None
             try:
@@ -106,7 +127,10 @@ class WorkQueue:
                 self._running.discard(key)
                 self.passes += 1
             if key in self._again:
-                self._again.discard(key)
-                self.add(key)
+                self.add(key, low=self._again.pop(key))
             elif again is not None:
                 self.add(key, again)
+
+
+def _kind(key: Hashable) -> str:
+    return str(key[0]) if isinstance(key, tuple) and key else "other"

@@ -9,6 +9,10 @@ object; it stands in for the index's copy while the index still holds the versio
 write replaced. It is never used once the index moved on (to that write or beyond),
 so nothing here outlives the watch by more than one event, and resourceVersions are
 only compared for equality, as the API conventions allow.
+
+Objects the operator created are kept the same way until the watch brings them: the
+Round that creates a Trial queues the Trial's first pass at once (it creates the pod)
+instead of waiting for the Trial to come back through the watch.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Any, Mapping
 class Writes:
     def __init__(self) -> None:
         self._last: dict[Hashable, tuple[str, str, dict[str, Any]]] = {}  # key -> (rv before, rv after, object)
+        self._created: dict[Hashable, dict[str, Any]] = {}  # key -> the create's answer, until the watch has it
         self._lock = threading.Lock()
 
     def fresh(self, key: Hashable, seen: dict[str, Any]) -> dict[str, Any]:
@@ -46,9 +51,21 @@ class Writes:
             with self._lock:
                 self._last[key] = (old, new, dict(answer))
 
+    def created(self, key: Hashable, answer: Mapping[str, Any] | None) -> None:
+        """Remember the API server's answer to a create, until the watch delivers the object."""
+        if answer and (answer.get("metadata") or {}).get("resourceVersion"):
+            with self._lock:
+                self._created[key] = dict(answer)
+
+    def unseen(self, key: Hashable) -> dict[str, Any] | None:
+        """The object this operator created and the watch has not delivered yet, if any."""
+        with self._lock:
+            return self._created.get(key)
+
     def seen(self, key: Hashable, version: str | None) -> None:
         """The watch delivered `version` of the object: drop a write it has caught up with."""
         with self._lock:
+            self._created.pop(key, None)
             last = self._last.get(key)
             if last is not None and version is not None and version != last[0]:
                 del self._last[key]
@@ -56,6 +73,7 @@ class Writes:
     def forget(self, key: Hashable) -> None:
         with self._lock:
             self._last.pop(key, None)
+            self._created.pop(key, None)
 
     def __len__(self) -> int:
-        return len(self._last)
+        return len(self._last) + len(self._created)
