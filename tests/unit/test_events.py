@@ -193,10 +193,33 @@ def test_one_query_per_round_per_poll_however_many_trials_ask():
     now[0] += 15
     curves.observe("ns", "r", "r-1", "val_loss", 0, 115)
     assert prom.calls == 3  # once per poll interval
-    curves.observe("ns", "r", "r-1", "val_loss", -50, 115)
-    assert prom.calls == 4  # an answer that does not reach back far enough is asked again
     curves.forget_round("ns", "r")
     assert ("ns", "r") not in curves and ("ns", "other") in curves
+
+
+def test_each_poll_asks_only_for_what_is_new_yet_no_trial_misses_a_point():
+    asked: list[tuple[float, float]] = []
+
+    class Prom:
+        def observe_round(self, namespace, round_name, metric, start, end):
+            asked.append((start, end))
+            return {"r-0": Observed([], None), "r-1": Observed([], None)}
+
+    now = [0.0]
+    curves = RoundCurves(Prom(), poll_seconds=15, clock=lambda: now[0])  # type: ignore[arg-type]
+    curves.observe("ns", "r", "r-0", "val_loss", 1000, 4600)  # trials started an hour ago
+    curves.observe("ns", "r", "r-1", "val_loss", 1000, 4600)
+    assert asked == [(1000, 4600)]
+    now[0] = 15
+    curves.observe("ns", "r", "r-0", "val_loss", 1000, 4615)
+    assert asked[-1] == (4540, 4615)  # from the last read, a minute back for late samples; not the hour again
+    now[0] = 30
+    curves.observe("ns", "r", "r-0", "val_loss", 1000, 4630)
+    assert asked[-1] == (4540, 4630)  # r-1 has not read the last answer: the window waits for it
+    curves.done("ns", "r-1")  # finished: polls no more
+    now[0] = 45
+    curves.observe("ns", "r", "r-0", "val_loss", 1000, 4645)
+    assert asked[-1] == (4570, 4645)
 
 
 def test_an_outage_costs_one_query_per_round_per_poll():

@@ -152,6 +152,8 @@ class OperatorConfig:
 
     def done_polling(self, namespace: str, name: str) -> None:
         self._last_query.pop(f"{namespace}/{name}", None)
+        if self.curves is not None:
+            self.curves.done(namespace, name)
 
     def forget_trial(self, namespace: str, name: str) -> None:
         self.done_polling(namespace, name)
