@@ -47,4 +47,30 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- range $k := include "kubetune.workloadKinds" . | fromJsonArray }}
+- apiGroups: [{{ (splitList "/" $k.apiVersion | initial | join "/") | quote }}]
+  resources: [{{ $k.plural | quote }}]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- end -}}
+
+{{/*
+The workload kinds enabled in values.yaml, as the JSON list the operator reads from
+KUBETUNE_WORKLOAD_KINDS (and the Role's rules are made from).
+*/}}
+{{- define "kubetune.workloadKinds" -}}
+{{- $kinds := list -}}
+{{- if .Values.workloads.job -}}
+{{- $kinds = append $kinds (dict "apiVersion" "batch/v1" "kind" "Job" "plural" "jobs") -}}
+{{- end -}}
+{{- if .Values.workloads.jobSet -}}
+{{- $kinds = append $kinds (dict "apiVersion" "jobset.x-k8s.io/v1alpha2" "kind" "JobSet" "plural" "jobsets") -}}
+{{- end -}}
+{{- if .Values.workloads.pyTorchJob -}}
+{{- $kinds = append $kinds (dict "apiVersion" "kubeflow.org/v1" "kind" "PyTorchJob" "plural" "pytorchjobs") -}}
+{{- end -}}
+{{- range .Values.workloads.other -}}
+{{- $kinds = append $kinds (dict "apiVersion" .apiVersion "kind" .kind "plural" .plural) -}}
+{{- end -}}
+{{- toJson $kinds -}}
 {{- end -}}

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, ObjectRef
 from .parameters import Parameter, check_env_name, check_env_names, check_scalar_map
 from .settings import Algorithm, Budget, EarlyStopping, Reruns
+from .workload import QUEUE_NAME_FIELD, Workload
 
 PARAMETER_LIST_EXTRA: dict[str, Any] = {
     "x-kubernetes-list-type": "map",
@@ -114,6 +115,14 @@ class RoundSpec(Model):
     )
     max_steps: int | None = Field(
         default=None, ge=1, description="Override the Study's maxSteps for this Round."
+    )
+    workload: Workload | None = Field(
+        default=None,
+        description="What this Round's trials run, replacing the Study's template or workload entirely.",
+    )
+    queue_name: str | None = Field(
+        default=None, description="Kueue LocalQueue for this Round's trials (overrides the Study's queueName).",
+        **QUEUE_NAME_FIELD,
     )
 
     @field_validator("fixed")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .common import CONDITIONS_EXTRA, Condition, Model, ObjectMeta, Scalar
 from .parameters import check_env_names, check_scalar_map
 from .settings import RoundDefaults
+from .workload import QUEUE_NAME_FIELD, Workload
 
 METRIC_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
@@ -100,15 +101,45 @@ class TrialTemplate(Model):
         return name
 
 
+STUDY_SPEC_RULES = [
+    {
+        "rule": "has(self.template) != has(self.workload)",
+        "message": "give exactly one of template (a trial is one pod) and workload (a trial is a Job, JobSet, "
+                   "PyTorchJob or another kind)",
+        "fieldPath": ".template",
+        "reason": "FieldValueInvalid",
+    },
+]
+
+QUEUE_NAME_DESCRIPTION = (
+    "Kueue LocalQueue the trials are submitted to: the label kueue.x-k8s.io/queue-name on each trial's "
+    "workload (on the pod for pod trials); workloads are created suspended and Kueue admits them. A trial "
+    "waiting for admission is Pending with reason Queued."
+)
+
+
 class StudySpec(Model):
     """What is tuned and how each trial runs."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": STUDY_SPEC_RULES})
 
     objective: Objective = Field(description="The metric to optimize and its direction.")
     max_steps: int = Field(
         ge=1,
         description="The last step a training run reports; curve fitting extrapolates to it.",
     )
-    template: TrialTemplate = Field(description="Pod template of every trial of the Study.")
+    template: TrialTemplate | None = Field(
+        default=None,
+        description="Pod template of every trial of the Study (give this or workload).",
+    )
+    workload: Workload | None = Field(
+        default=None,
+        description=(
+            "What every trial runs when one pod is not enough: a Job, JobSet, PyTorchJob or another kind "
+            "(give this or template). A Round's workload replaces it."
+        ),
+    )
+    queue_name: str | None = Field(default=None, description=QUEUE_NAME_DESCRIPTION, **QUEUE_NAME_FIELD)
     baseline: dict[str, Any] = Field(
         default_factory=dict,
         description="The current best-known configuration: every parameter a Round does not tune takes this value.",
@@ -121,6 +152,12 @@ class StudySpec(Model):
         default=False,
         description="Adopt a Round's recommended configuration as the new baseline without a person deciding.",
     )
+
+    @model_validator(mode="after")
+    def _template_or_workload(self) -> "StudySpec":
+        if (self.template is None) == (self.workload is None):
+            raise ValueError("template: give exactly one of template and workload")
+        return self
 
     @field_validator("baseline")
     @classmethod

@@ -1,4 +1,4 @@
-"""Trial: one configuration, run as one pod."""
+"""Trial: one configuration, run as one pod or one workload (Job, JobSet, PyTorchJob, ...)."""
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -63,7 +63,14 @@ class TrialStatus(Model):
 
     observed_generation: int | None = Field(default=None, description="The generation this status describes.")
     phase: TrialPhase | None = Field(default=None, description="Pending, Running, Succeeded, Failed, EarlyStopped or Infeasible.")
-    pod_name: str | None = Field(default=None, description="Name of the pod running the trial now.")
+    pod_name: str | None = Field(
+        default=None, description="Name of the pod (or the workload: Job, JobSet, ...) running the trial now."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the trial is in its phase, when the phase alone does not say: Queued (Pending: its "
+                    "workload waits for Kueue to admit it).",
+    )
     attempts: int = Field(default=0, description="Pods started for this trial (evictions start another).")
     start_time: str | None = Field(default=None, description="When the trial's first pod started.")
     completion_time: str | None = Field(default=None, description="When the trial finished.")
@@ -104,10 +111,11 @@ class Trial(Model):
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Step", "type": "integer", "jsonPath": ".status.lastStep"},
         {"name": "Objective", "type": "number", "jsonPath": ".status.objective"},
+        {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
         {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
-    DESCRIPTION: ClassVar[str] = "A Trial is one configuration of a Round, trained in one pod."
+    DESCRIPTION: ClassVar[str] = "A Trial is one configuration of a Round, trained in one pod or one workload (Job, JobSet, ...)."
 
     api_version: str = "kubetune.io/v1alpha1"
     kind: str = "Trial"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import json
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from kubernetes.client.rest import ApiException
 
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
-from ..api.common import Condition, get_condition, set_condition
+from ..api.common import Condition, get_condition, rfc3339, set_condition
 from ..api.validation import model_problems, problems
 from ..core import kstatus
 from ..core.curves import merge
@@ -41,10 +42,11 @@ from ..metrics import operator_metrics as m
 from ..sampling import AlgorithmUnavailable
 from ..space import ParameterNameClash
 from ..metrics.prometheus import PrometheusClient, PrometheusError
-from ..workload import render_pod, training_container
+from ..workload import queue_name, render_pod, training_container, trial_workload
 from . import archive
 from .adoption import plan_study_status
 from .kube import Forbidden, Kube
+from . import workload_handlers as workloads
 from .pods import pod_view
 from .round_curves import RoundCurves
 from .sweep import every, rounds, unfinished_trials
@@ -381,6 +383,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         _write_status(patch, raw.get("status"), planned)
 
     archive.register(registry, cfg)  # a Round being deleted hands its Trials' results to its Study first
+    workloads.register(registry, cfg)  # trials that run as Jobs, JobSets, PyTorchJobs, ...
 
 
 _INDEXES = ("study_index", "round_index", "round_name_index", "trial_index", "trial_name_index", "pod_index")
@@ -588,7 +591,9 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             ended = end_trial(t.status.model_copy(deep=True), why, now)
             cfg.kube.patch_custom_status("trials", namespace, trial_name,
                                          merge_patch(_status_dict(t.status), _status_dict(ended)))
-            if t.status.pod_name:
+            if t.status.pod_name and trial_workload(study, rnd) is not None:  # a Job, JobSet, ...: all its pods
+                workloads.stop(cfg, namespace, trial_workload(study, rnd), t.status.pod_name)  # type: ignore[arg-type]
+            elif t.status.pod_name:
                 cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
     status = plan.status
     if cfg.analysis_due(namespace, name, status.analysis is None or status.phase in FINISHED_ROUND):
@@ -624,23 +629,16 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     study, rnd = Study.model_validate(study_raw), Round.model_validate(round_raw)
     s = resolve(study, rnd)
     pods = _entries(pod_index, (namespace, trial.metadata.name))
-    pod = next((p for p in pods if p["metadata"]["name"] == trial.status.pod_name), None)
-    # An operator stopped (kill -9) after creating a pod but before writing its name into the
-    # status leaves the pod of an attempt the status does not name yet: it is the trial's
-    # current pod, not a stray of an earlier attempt to delete and start again.
-    attempt = trial.status.attempts + 1 if trial.status.pod_name else max(trial.status.attempts, 1)
-    unrecorded = next((p for p in pods if p["metadata"]["name"] == pod_name(trial.metadata.name, attempt)), None)
-    if unrecorded is not None and trial.status.phase not in FINISHED:
-        pod = unrecorded
-        trial.status.attempts, trial.status.pod_name = attempt, unrecorded["metadata"]["name"]
-        trial.status.phase = "Pending"  # what the lost status write said; the pod tells the rest
-    container = training_container(study)
-    view = pod_view(pod, container) if pod else None
-    for other in pods:  # a pod of an earlier attempt that still runs (e.g. a node that came back)
-        if other is not pod and (other.get("status") or {}).get("phase") in ("Pending", "Running") \
-                and not (other.get("metadata") or {}).get("deletionTimestamp"):
-            cfg.kube.delete_pod(namespace, other["metadata"]["name"], cfg.stop_grace_seconds)
-
+    wl, queue = trial_workload(study, rnd), queue_name(study, rnd)
+    if wl is not None:
+        if trial.status.phase not in FINISHED:
+            why = workloads.unavailable(cfg, wl)
+            if why is not None:  # the trial waits, saying why, until the kind is served
+                _set_ready_false(patch, raw, *why, now)
+                return
+        view = workloads.observe(cfg, namespace, trial, study, rnd, wl, pods)
+    else:
+        view = _pod_trial_view(cfg, namespace, trial, study, pods)
     curve, diverged, peers = None, None, []
     conditions = trial.status.conditions
     if (cfg.curves is not None and view is not None and trial.status.phase == "Running"
@@ -671,17 +669,63 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     if plan.status.phase in FINISHED:
         cfg.done_polling(namespace, name)
     if plan.delete_pod:
-        cfg.kube.delete_pod(namespace, plan.delete_pod, cfg.stop_grace_seconds)
-    if plan.create_pod:
+        if wl is not None:
+            workloads.stop(cfg, namespace, wl, plan.delete_pod)
+        else:
+            cfg.kube.delete_pod(namespace, plan.delete_pod, cfg.stop_grace_seconds)
+    if plan.create_pod and wl is not None:
         trial.status = plan.status
-        pod_body = render_pod(study, trial, plan.create_pod, plan.status.attempts)
+        try:
+            workloads.create(cfg, namespace, study, trial, wl, plan.create_pod, plan.status.attempts, queue)
+        except ApiException as e:
+            if e.status not in (400, 422):
+                raise
+            # the API server refuses the workload as written (its own schema, a webhook): a bad
+            # spec that no retry can fix
+            refused = _refusal(e)
+            plan.status.phase, plan.status.pod_name = "Failed", None
+            plan.status.message = f"the API server refused the {wl.kind}: {refused}"[:1000]
+            plan.status.completion_time = rfc3339(now)
+    elif plan.create_pod:
+        trial.status = plan.status
+        pod_body = render_pod(study, trial, plan.create_pod, plan.status.attempts, queue)
         cfg.expect(("Trial", namespace, name), "pod_index", (namespace, name), [plan.create_pod])
         if cfg.kube.create_pod(namespace, pod_body):
             m.PODS_CREATED.inc()
     plan.status.conditions = permitted(plan.status.conditions)
     plan.status.conditions = kstatus.trial_conditions(plan.status.conditions, plan.status.phase, plan.status.message,
-                                                      now, trial.metadata.generation)
+                                                      now, trial.metadata.generation, plan.status.reason)
     _write_status(patch, raw.get("status"), plan.status)
+
+
+def _pod_trial_view(cfg: OperatorConfig, namespace: str, trial: Trial, study: Study,
+                    pods: list[dict[str, Any]]) -> Any:
+    """The trial's current pod as the core reads it (None: it has none), deleting pods of
+    earlier attempts that still run."""
+    pod = next((p for p in pods if p["metadata"]["name"] == trial.status.pod_name), None)
+    # An operator stopped (kill -9) after creating a pod but before writing its name into the
+    # status leaves the pod of an attempt the status does not name yet: it is the trial's
+    # current pod, not a stray of an earlier attempt to delete and start again.
+    attempt = trial.status.attempts + 1 if trial.status.pod_name else max(trial.status.attempts, 1)
+    unrecorded = next((p for p in pods if p["metadata"]["name"] == pod_name(trial.metadata.name, attempt)), None)
+    if unrecorded is not None and trial.status.phase not in FINISHED:
+        pod = unrecorded
+        trial.status.attempts, trial.status.pod_name = attempt, unrecorded["metadata"]["name"]
+        trial.status.phase = "Pending"  # what the lost status write said; the pod tells the rest
+    container = training_container(study)
+    view = pod_view(pod, container) if pod else None
+    for other in pods:  # a pod of an earlier attempt that still runs (e.g. a node that came back)
+        if other is not pod and (other.get("status") or {}).get("phase") in ("Pending", "Running") \
+                and not (other.get("metadata") or {}).get("deletionTimestamp"):
+            cfg.kube.delete_pod(namespace, other["metadata"]["name"], cfg.stop_grace_seconds)
+    return view
+
+
+def _refusal(e: ApiException) -> str:
+    try:
+        return str(json.loads(e.body or "{}").get("message") or e.reason)
+    except (ValueError, AttributeError):
+        return str(e.reason)
 
 
 def permitted(conditions: list[Condition]) -> list[Condition]:

@@ -182,3 +182,67 @@ class Kube:
         except ApiException as e:
             if e.status != 404:
                 raise classify(e, "delete", "pods", namespace) from None
+
+    # Workloads of any kind (Job, JobSet, PyTorchJob, ...): the custom-objects API serves every
+    # group but the core one, which no workload kind is in.
+
+    def resource_for(self, api_version: str, kind: str) -> str | None:
+        """The plural a kind is served under (from discovery), or None when the API server does
+        not serve it: its CRD is not installed. Found plurals are kept; a miss is asked again
+        after 30 s (someone may be installing the CRD)."""
+        key = (api_version, kind)
+        cache: dict[tuple[str, str], tuple[float, str | None]] = self.__dict__.setdefault("_discovered", {})
+        found = cache.get(key)
+        if found is not None and (found[1] is not None or time.monotonic() - found[0] < 30.0):
+            return found[1]
+        group, _, version = api_version.rpartition("/")
+        self._call("get", f"discovery {api_version}")
+        plural: str | None = None
+        try:
+            resources = self.custom.get_api_resources(group, version, _request_timeout=TIMEOUT)
+            plural = next((r.name for r in resources.resources or [] if r.kind == kind and "/" not in r.name), None)
+        except ApiException as e:
+            if e.status != 404:
+                raise classify(e, "get", f"discovery {api_version}", "", group) from None
+        cache[key] = (time.monotonic(), plural)
+        return plural
+
+    def create_object(self, api_version: str, plural: str, namespace: str, body: dict[str, Any]) -> bool:
+        """Create; False when it already exists (a retried create is a no-op)."""
+        group, _, version = api_version.rpartition("/")
+        self._call("create", plural)
+        try:
+            self.custom.create_namespaced_custom_object(group, version, namespace, plural, body,
+                                                        _request_timeout=TIMEOUT)
+            return True
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise classify(e, "create", plural, namespace, group) from None
+
+    def patch_object(self, api_version: str, plural: str, namespace: str, name: str,
+                     patch: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch; None when it is gone."""
+        group, _, version = api_version.rpartition("/")
+        self._call("patch", plural)
+        try:
+            return self.custom.patch_namespaced_custom_object(  # type: ignore[no-any-return]
+                group, version, namespace, plural, name, patch, _request_timeout=TIMEOUT)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise classify(e, "patch", plural, namespace, group) from None
+
+    def delete_object(self, api_version: str, plural: str, namespace: str, name: str,
+                      grace_seconds: int | None = None) -> None:
+        """Delete with its pods (background propagation: the garbage collector removes them,
+        each with the grace period of its own pod spec)."""
+        group, _, version = api_version.rpartition("/")
+        self._call("delete", plural)
+        try:
+            self.custom.delete_namespaced_custom_object(
+                group, version, namespace, plural, name, grace_period_seconds=grace_seconds,
+                propagation_policy="Background", _request_timeout=TIMEOUT)
+        except ApiException as e:
+            if e.status != 404:
+                raise classify(e, "delete", plural, namespace, group) from None

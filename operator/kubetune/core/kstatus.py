@@ -64,13 +64,14 @@ _DONE = {
 
 
 def trial_conditions(conditions: list[Condition], phase: str | None, message: str, now: dt.datetime,
-                     generation: int | None) -> list[Condition]:
+                     generation: int | None, reason: str | None = None) -> list[Condition]:
     """A Trial's kstatus conditions from its phase: running or waiting for its pod is
     progress, a result (also an early stop or an infeasible one) is done, a failure is
-    stalled (its Round counts it against maxFailedTrials)."""
+    stalled (its Round counts it against maxFailedTrials). `reason`: what the phase alone
+    does not say (Queued: its workload waits for Kueue), the conditions' reason then."""
     phase = phase or "Pending"
     if phase in TRIAL_ACTIVE:
-        return progressing(conditions, phase, message or f"the trial is {phase.lower()}", now, generation)
+        return progressing(conditions, reason or phase, message or f"the trial is {phase.lower()}", now, generation)
     if phase in TRIAL_DONE:
         return done(conditions, phase, message or _DONE[phase], now, generation)
     return stalled(conditions, "TrialFailed", message or "the trial failed", now, generation)

@@ -42,6 +42,7 @@ class PodView:
     message: str | None = None
     waiting_reason: str | None = None  # why the training container has not started
     waiting_message: str | None = None
+    queued: bool = False  # waits for Kueue to admit it (a suspended workload, a gated pod)
 
 
 @dataclass
@@ -168,6 +169,7 @@ def plan_trial(
             return _retry(plan, trial, max_retries, now, "its pod disappeared while running")
         status.attempts = max(status.attempts, 1)
         status.phase = "Pending"
+        status.reason = None
         status.pod_name = pod_name(trial.metadata.name, status.attempts)
         plan.create_pod = status.pod_name
         return plan
@@ -179,9 +181,14 @@ def plan_trial(
         plan.delete_pod = pod.name
         return plan
     if pod.phase == "Pending":
-        status.phase = status.phase or "Pending"
+        # queued: waits for Kueue (again, when Kueue preempted a running workload by suspending it)
+        status.phase = "Pending" if pod.queued else (status.phase or "Pending")
         status.pod_name = pod.name
+        status.reason = "Queued" if pod.queued else None
+        if pod.queued and pod.message:
+            status.message = pod.message
         return plan
+    status.reason = None
     if pod.phase == "Running":
         status.phase = "Running"
         status.pod_name = pod.name
@@ -206,6 +213,7 @@ def plan_trial(
 def end_trial(status: TrialStatus, why: str, now: dt.datetime) -> TrialStatus:
     """A trial ended from outside (its Round has ended): Failed, saying why."""
     status.phase = "Failed"
+    status.reason = None
     status.message = why
     status.completion_time = rfc3339(now)
     return status

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..analysis import Analysis
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, Round, Study, Trial
+from .workloads import NeedsCluster, local_study
 from ..api.common import rfc3339
 from ..api.trial import CurvePoint
 from ..core.round_plan import phase_of, plan_round
@@ -213,6 +214,11 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         study, rnd = load_study_and_round(args.paths, args.round, skipped)
     except ManifestError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        study = local_study(study, rnd)  # a Job runs as its pod template does; a JobSet or PyTorchJob cannot
+    except NeedsCluster as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else default_output(rnd)
