@@ -3,7 +3,8 @@
 Every suggestion is a function of the Round and its trials (the sampler is seeded
 from the trial number), so the sampler state is simply rebuilt from the Trial
 objects after an operator restart; in between, a Round's studies are kept and told
-only what changed.
+only what changed (the random algorithm reads no history and keeps no study), so a
+suggestion costs what optuna's own tell and ask do (bench/sampler_cost.py).
 
 How scientific parameters stay fair under Bayesian search (the playbook's point:
 compare scientific values on equal terms):
@@ -19,9 +20,11 @@ compare scientific values on equal terms):
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 import zlib
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -72,7 +75,10 @@ class Suggester:
     _dists: dict[str, BaseDistribution] = field(init=False)
     _grid: list[dict[str, Scalar]] | None = field(init=False, default=None)
     _sobol: tuple[Any, int] = field(init=False, default=(None, 0))  # the engine, and the point it draws next
+    _block: tuple[int, Any] = field(init=False, default=(0, None))  # the first number of the drawn points, the points
+    _random: optuna.samplers.RandomSampler | None = field(init=False, default=None)
     _kept: dict[tuple, _KeptStudy] = field(init=False, default_factory=dict)
+    _read: _Read = field(init=False, default_factory=lambda: _Read())
 
     def __post_init__(self) -> None:
         self._sobol_dims = max(1, len(self.space.parameters))
@@ -81,6 +87,18 @@ class Suggester:
     # ---- quasi-random -------------------------------------------------
     def sobol_point(self, number: int) -> dict[str, Scalar]:
         """The n-th point of the scrambled Sobol sequence, mapped onto the domains."""
+        first, points = self._block
+        if points is None or not first <= number < first + len(points):
+            first, points = self._block = (number, self._draw(number, SOBOL_BLOCK))
+        u = points[number - first]
+        values: dict[str, Scalar] = {}
+        for i, p in enumerate(self.space.parameters):
+            if self.space.active(p, values):
+                values[p.name] = from_unit(p, float(u[i]))
+        return values
+
+    def _draw(self, number: int, n: int) -> Any:
+        """Points number .. number+n-1 of the sequence (drawn together: the same points as one by one)."""
         engine, at = self._sobol
         if engine is None:
             engine = qmc.Sobol(d=self._sobol_dims, scramble=True, seed=self.seed)
@@ -89,13 +107,8 @@ class Suggester:
             at = 0
         if number > at:
             engine.fast_forward(number - at)
-        u = engine.random(1)[0]
-        self._sobol = (engine, number + 1)
-        values: dict[str, Scalar] = {}
-        for i, p in enumerate(self.space.parameters):
-            if self.space.active(p, values):
-                values[p.name] = from_unit(p, float(u[i]))
-        return values
+        self._sobol = (engine, number + n)
+        return engine.random(n)
 
     # ---- everything ---------------------------------------------------
     def suggest(self, number: int, history: list[Observation]) -> dict[str, Scalar]:
@@ -109,28 +122,49 @@ class Suggester:
             return quasi
         scientific = {k: v for k, v in quasi.items() if k in self.space.scientific}
         if self.algorithm == "random":
-            # the random sampler reads no history: a study of its own, renewed now and then
-            kept = self._kept.get(("random",))
-            if kept is None or kept.asked >= RANDOM_RENEW:
-                kept = self._kept[("random",)] = _KeptStudy(self._new_study(optuna.samplers.RandomSampler()))
-            return self._ask(kept, number, scientific)
+            return self._independent(number, scientific)
         if self.algorithm in BAYESIAN:
-            key, peers = self._peers(history, scientific)
-            finished = [o for o in peers if o.state in ("complete", "pruned")]
-            if len(finished) < self.startup_trials:
-                return quasi
+            self._tell(history)
+            key = self._key(scientific)
             kept = self._kept.get(key)
-            if kept is None or not kept.sync(peers, self._dists):
-                kept = self._kept[key] = _KeptStudy(build_study(peers, self._dists, self.direction, self._bayesian()))
+            if kept is None:
+                peers = history if not key else [o for o in history if _member(o, scientific)]
+                if sum(1 for o in peers if o.state in FINISHED) < self.startup_trials:
+                    return quasi
+                kept = _KeptStudy(build_study(peers, self._dists, self.direction, self._bayesian()),
+                                  scientific if key else {})
                 kept.remember(peers, self._dists)
+                if self._read.unique:
+                    self._kept[key] = kept
+            elif len(kept.finished) < self.startup_trials:
+                return quasi
             return self._ask(kept, number, scientific)
         raise ValueError(f"unknown algorithm {self.algorithm!r}")
 
     def _seed(self, number: int) -> int:
         return zlib.crc32(f"{self.seed}:{number}".encode())
 
-    def _new_study(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-        return optuna.create_study(direction=self.direction, sampler=sampler)
+    def _independent(self, number: int, scientific: dict[str, Scalar]) -> dict[str, Scalar]:
+        """What optuna's RandomSampler, reseeded for trial `number`, suggests with the scientific
+        values fixed (PartialFixedSampler), exactly as `study.ask()` would have it: the random
+        sampler reads no history, so no study is kept for it."""
+        if self._random is None:
+            self._random = optuna.samplers.RandomSampler(seed=self.seed)
+        sampler = self._random
+        _reseed(sampler, self._seed(number))
+        values: dict[str, Scalar] = {}
+        for p in self.space.parameters:
+            if self.space.active(p, values):
+                dist = self._dists[p.name]
+                if dist.single():
+                    value = optuna.distributions._get_single_value(dist)
+                elif p.name in scientific:
+                    value = scientific[p.name]
+                else:
+                    value = sampler.sample_independent(None, None, p.name, dist)  # type: ignore[arg-type]
+                dist.to_internal_repr(value)  # optuna's check (a NaN raises)
+                values[p.name] = int(value) if isinstance(dist, optuna.distributions.IntDistribution) else value
+        return values
 
     def _bayesian(self) -> optuna.samplers.BaseSampler:
         """The Round's sampler; reseeded for each trial number (see _ask)."""
@@ -148,23 +182,30 @@ class Suggester:
             return optuna.samplers.GPSampler(seed=self.seed, n_startup_trials=0)
         return optuna.samplers.CmaEsSampler(seed=self.seed, n_startup_trials=0, warn_independent_sampling=False)
 
-    def _peers(self, history: list[Observation], scientific: dict[str, Scalar]) -> tuple[tuple, list[Observation]]:
-        """Trials that share the scientific values (when those values are discrete), and the
-        key of their sub-study."""
-        discrete = all(self.space.by_name(k).type != "float" for k in scientific)
-        if not scientific or not discrete:
-            return (), history
-        key = tuple(sorted((k, repr(v)) for k, v in scientific.items()))
-        return key, [o for o in history if all(o.params.get(k) == v for k, v in scientific.items())]
+    def _key(self, scientific: dict[str, Scalar]) -> tuple:
+        """The key of the sub-study of trials that share the scientific values (when those values
+        are discrete; with a continuous one, or none, the whole Round: key ())."""
+        if not scientific or any(self.space.by_name(k).type == "float" for k in scientific):
+            return ()
+        return tuple(sorted((k, repr(v)) for k, v in scientific.items()))
+
+    def _tell(self, history: list[Observation]) -> None:
+        """Tell every kept study what changed in the history since the last suggestion; a study
+        that cannot follow (a finished trial changed or went away, a trial appeared out of
+        order) is dropped, to be rebuilt from the history when next needed."""
+        changed, gone = self._read.changes(history)
+        if not self._read.unique:
+            self._kept.clear()  # two trials with one number: no study is kept (each is built afresh)
+            return
+        for key, kept in list(self._kept.items()):
+            if not kept.update(changed, gone, self._read.seen, self._dists):
+                del self._kept[key]
 
     def _ask(self, kept: _KeptStudy, number: int, scientific: dict[str, Scalar]) -> dict[str, Scalar]:
         """Ask the kept study for trial `number`. The sampler is reseeded from the trial number
         first, so trial n gets the same values from the same trials, kept or rebuilt."""
-        base = kept.study.sampler
-        if isinstance(base, optuna.samplers.PartialFixedSampler):
-            base = base._base_sampler
-        _reseed(base, self._seed(number))
-        kept.study.sampler = optuna.samplers.PartialFixedSampler(scientific, base)
+        _reseed(kept.sampler, self._seed(number))
+        kept.study.sampler = optuna.samplers.PartialFixedSampler(scientific, kept.sampler)
         trial = kept.study.ask()
         values: dict[str, Scalar] = {}
         for p in self.space.parameters:
@@ -174,8 +215,9 @@ class Suggester:
         return values
 
 
-RANDOM_RENEW = 1000
-"""The random sampler's study is renewed after this many suggestions (it keeps every asked trial)."""
+SOBOL_BLOCK = 64
+"""Sobol points drawn at a time (and kept): drawing them one by one costs as much as a cheap suggestion."""
+FINISHED = ("complete", "pruned")
 
 _STATES = {
     "complete": TrialState.COMPLETE,
@@ -183,6 +225,11 @@ _STATES = {
     "fail": TrialState.FAIL,
     "running": TrialState.RUNNING,
 }
+
+
+def _member(o: Observation, scientific: dict[str, Scalar]) -> bool:
+    """Does the trial belong to the sub-study of these scientific values?"""
+    return all(o.params.get(k) == v for k, v in scientific.items())
 
 
 def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
@@ -216,40 +263,83 @@ def _last_point(curve: tuple[tuple[int, float], ...]) -> tuple[int, float] | Non
     return step, finite[step]
 
 
+class _Read:
+    """What a Suggester last read of its Round's history, to find what changed since: the
+    observations by trial number, and the history list as it was. Between the suggestions of
+    one pass the history only grows (and a trial may finish in place), so unchanged entries
+    are skipped by identity, in C; a new pass's equal observations are compared once."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, Observation] = {}
+        self.order: list[Observation] = []
+        self.unique = True  # no two observations share a trial number
+
+    def changes(self, history: list[Observation]) -> tuple[list[Observation], list[int]]:
+        """(observations new or changed since the last read, trial numbers gone)."""
+        order, seen = self.order, self.seen
+        fresh = list(compress(history, map(operator.is_not, history, order)))  # (zip stops at the shorter)
+        fresh += history[len(order):]
+        changed = []
+        for o in fresh:
+            prev = seen.get(o.number)
+            if prev is not o and prev != o:
+                changed.append(o)
+            seen[o.number] = o
+        gone: list[int] = []
+        self.unique = True
+        if len(seen) != len(history):
+            numbers = {o.number for o in history}
+            gone = [k for k in seen if k not in numbers]
+            for k in gone:
+                del seen[k]
+            self.unique = len(numbers) == len(history)
+            if not self.unique:  # start over on the next read
+                seen.clear()
+                history = []
+        self.order = list(history)
+        return changed, gone
+
+
 @dataclass
 class _KeptStudy:
     """An optuna study kept between suggestions, and what it was told of each trial number."""
 
     study: optuna.Study
+    scientific: dict[str, Scalar]  # the scientific values its trials share ({}: the whole Round)
     told: dict[int, tuple[int, tuple]] = field(default_factory=dict)  # number -> (optuna trial id, _told)
-    seen: dict[int, Observation] = field(default_factory=dict)  # the observation told last, per number
+    finished: set[int] = field(default_factory=set)  # numbers of its complete or early-stopped trials
+    asked: set[int] = field(default_factory=set)  # numbers asked for and not yet seen in the history
     top: int = -1  # the highest trial number told
-    asked: int = 0
+    sampler: optuna.samplers.BaseSampler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sampler = self.study.sampler  # the study's own is wrapped anew for each ask (PartialFixedSampler)
 
     def remember(self, history: list[Observation], dists: dict[str, BaseDistribution]) -> None:
         """After build_study: the study's trials are the history's, in order."""
         for trial, o in zip(self.study.get_trials(deepcopy=False), history):
             self.told[o.number] = (trial._trial_id, _told(o, dists))
-            self.seen[o.number] = o
+            if o.state in FINISHED:
+                self.finished.add(o.number)
             self.top = max(self.top, o.number)
 
     def asked_as(self, number: int, trial_id: int, values: dict[str, Scalar], dists: dict[str, BaseDistribution]) -> None:
-        self.asked += 1
         params = tuple(sorted((k, v) for k, v in values.items() if k in dists))
         self.told[number] = (trial_id, ("running", None, None, params))
+        self.asked.add(number)
         self.top = max(self.top, number)
 
-    def sync(self, history: list[Observation], dists: dict[str, BaseDistribution]) -> bool:
-        """Tell the study what changed since the last suggestion: new trials, running trials
-        that finished. False when the study must be rebuilt instead (a finished trial changed
-        or went away, or a trial appeared out of order), so a kept study always holds what
-        build_study would, in the same order."""
+    def update(self, changed: list[Observation], gone: list[int], seen: dict[int, Observation],
+               dists: dict[str, BaseDistribution]) -> bool:
+        """Tell the study what changed: new trials, running trials that finished, trials asked
+        for and never created. False when the study must be rebuilt instead (a finished trial
+        changed or went away, or a trial appeared out of order), so a kept study always holds
+        what build_study would, in the same order."""
         storage, study_id = self.study._storage, self.study._study_id
-        numbers = set()
-        for o in history:
-            numbers.add(o.number)
-            prev = self.seen.get(o.number)
-            if prev is o or prev == o:
+        for o in changed:
+            if self.scientific and not _member(o, self.scientific):
+                if o.number in self.told and not self._forget(o.number):  # its scientific values changed
+                    return False
                 continue
             told = _told(o, dists)
             had = self.told.get(o.number)
@@ -265,14 +355,27 @@ class _KeptStudy:
                     return False
                 _finish(storage, had[0], told)
                 self.told[o.number] = (had[0], told)
-            self.seen[o.number] = o
-        if len(numbers) != len(self.told):
-            for number in [n for n in self.told if n not in numbers]:
-                trial_id, told = self.told.pop(number)
-                self.seen.pop(number, None)
-                if told[0] != "running":
-                    return False
-                storage.set_trial_state_values(trial_id, TrialState.FAIL)  # asked, never created: ignored
+            if o.state in FINISHED:
+                self.finished.add(o.number)
+            else:
+                self.finished.discard(o.number)
+        for number in gone:
+            if number in self.told and not self._forget(number):
+                return False
+        if self.asked:
+            for number in [n for n in self.asked if n not in seen]:
+                self._forget(number)
+            self.asked.clear()
+        return True
+
+    def _forget(self, number: int) -> bool:
+        """A trial that left the history: a running one was asked for and never created (the
+        samplers ignore it once FAIL); a finished one changes the study (False: rebuild)."""
+        trial_id, told = self.told.pop(number)
+        self.finished.discard(number)
+        if told[0] != "running":
+            return False
+        self.study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
         return True
 
 
@@ -323,9 +426,12 @@ def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Scalar:
     return value  # type: ignore[no-any-return]
 
 
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
 def from_unit(p: Parameter, u: float) -> Scalar:
     """Map u in [0, 1) onto a parameter's domain (log-uniform for log domains)."""
-    u = min(max(u, 0.0), np.nextafter(1.0, 0.0))
+    u = min(max(u, 0.0), _BELOW_ONE)
     if p.type == "categorical":
         choices = list(p.choices or [])
         return choices[int(u * len(choices))]

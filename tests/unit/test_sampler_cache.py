@@ -80,3 +80,86 @@ def test_an_early_stopped_trial_is_told_by_its_last_point():
     study = build_study([Observation(0, {"learning_rate": 0.1}, "pruned", None, ((10, 0.5), (30, 0.2), (40, math.nan)))],
                         sp.distributions(), "minimize", None)  # type: ignore[arg-type]
     assert study.trials[0].intermediate_values == {30: 0.2}
+
+
+def test_random_suggests_what_optuna_asked_with_the_scientific_values_fixed_would():
+    """The random algorithm keeps no study: its values are optuna's RandomSampler's, reseeded
+    for the trial number, exactly as `study.ask()` with PartialFixedSampler gives them."""
+    import optuna
+
+    sp = space(scientific=[{"name": "batch_size", "type": "categorical", "choices": [32, 64]}],
+               nuisance=[{"name": "learning_rate", "type": "float", "min": 1e-4, "max": 1.0, "log": True},
+                         {"name": "optimizer", "type": "categorical", "choices": ["sgd", "adam"]},
+                         {"name": "momentum", "type": "float", "min": 0.0, "max": 0.99,
+                          "when": {"parameter": "optimizer", "values": ["sgd"]}},
+                         {"name": "layers", "type": "int", "min": 1, "max": 8},
+                         {"name": "fixed", "type": "float", "min": 0.5, "max": 0.5}])
+    s = Suggester(sp, "random", 3, "minimize")
+    dists = sp.distributions()
+    for number in range(40):
+        scientific = {"batch_size": s.sobol_point(number)["batch_size"]}
+        study = optuna.create_study(sampler=optuna.samplers.PartialFixedSampler(
+            scientific, optuna.samplers.RandomSampler(seed=s._seed(number))))
+        trial = study.ask()
+        want: dict = {}
+        for p in sp.parameters:
+            if sp.active(p, want):
+                want[p.name] = trial._suggest(p.name, dists[p.name])
+        assert s.suggest(number, []) == want
+
+
+def test_sobol_points_drawn_together_are_the_points_drawn_one_by_one():
+    sp = space(nuisance=[{"name": "learning_rate", "type": "float", "min": 1e-4, "max": 1.0, "log": True},
+                         {"name": "dropout", "type": "float", "min": 0.0, "max": 0.5}])
+    kept = Suggester(sp, "sobol", 3, "minimize")
+    for number in [*range(0, 150), 7, 300, 299, 0]:
+        assert kept.sobol_point(number) == Suggester(sp, "sobol", 3, "minimize").sobol_point(number)
+
+
+def test_a_pass_that_hands_over_new_objects_for_the_same_trials_tells_nothing():
+    """Each Round pass builds the history afresh (core.round_plan.observations): equal
+    observations change nothing in the kept study."""
+    sp = space()
+    s = Suggester(sp, "tpe", 3, "minimize", startup_trials=5)
+    h = history(20)
+    asked = s.suggest(20, h)
+    study = s._kept[()].study
+    again = [Observation(o.number, dict(o.params), o.state, o.value, o.curve) for o in h]
+    again.append(Observation(20, dict(asked), "running"))
+    s.suggest(21, again)
+    assert s._kept[()].study is study
+    assert [t.state.name for t in study.get_trials(deepcopy=False)].count("RUNNING") == 2  # 20 and 21
+
+
+def test_a_trial_that_finished_in_place_is_told():
+    """The same history list, its running trial replaced by the finished one."""
+    sp = space()
+    s = Suggester(sp, "tpe", 3, "minimize", startup_trials=5)
+    h = history(20)
+    asked = s.suggest(20, h)
+    h.append(Observation(20, asked, "running"))
+    s.suggest(21, h)
+    h[-1] = Observation(20, asked, "complete", 0.5)
+    s.suggest(22, h)
+    study = s._kept[()].study
+    assert study.get_trials(deepcopy=False)[20].state.name == "COMPLETE"
+    assert study.get_trials(deepcopy=False)[20].value == 0.5
+
+
+def test_each_scientific_value_keeps_its_own_study_told_only_its_trials():
+    sp = space(scientific=[{"name": "optimizer", "type": "categorical", "choices": ["sgd", "adam"]}])
+    s = Suggester(sp, "tpe", 3, "minimize", startup_trials=3)
+    h = []
+    for i in range(20):
+        lr = 10 ** (-4 + 4 * ((i * 0.618) % 1))
+        h.append(Observation(i, {"learning_rate": lr, "optimizer": ["sgd", "adam"][i % 2]}, "complete", lr))
+    for number in range(20, 26):
+        got = s.suggest(number, h)
+        assert got == Suggester(sp, "tpe", 3, "minimize", startup_trials=3).suggest(number, h)
+        h = h + [Observation(number, got, "complete", got["learning_rate"])]
+    for key, kept in s._kept.items():
+        value = dict(key)["optimizer"].strip("'")
+        told = kept.study.get_trials(deepcopy=False)
+        assert all(t.params["optimizer"] == value for t in told)
+        # the trials of the history it last read, and the one it was asked for last
+        assert len(told) == sum(1 for o in h[:-1] if o.params["optimizer"] == value) + (h[-1].params["optimizer"] == value)

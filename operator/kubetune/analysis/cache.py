@@ -1,6 +1,7 @@
 """Analysis is recomputed only when a Round's trials changed (it runs fANOVA)."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ..api import Round, Study, Trial
@@ -9,8 +10,11 @@ from ..memo import Memo
 
 
 def fingerprint(study: Study, rnd: Round, trials: list[Trial]) -> tuple[Any, ...]:
+    """What the analysis depends on; the trials' part as a digest (kept per Round, it would
+    otherwise hold a tuple per trial)."""
+    seen = repr([(t.metadata.name, phase_of(t), t.status.objective, len(t.status.curve)) for t in trials])
     return (rnd.metadata.generation, rnd.spec.model_dump_json(), study.metadata.generation,
-            tuple((t.metadata.name, phase_of(t), t.status.objective, len(t.status.curve)) for t in trials))
+            hashlib.blake2b(seen.encode(), digest_size=16).digest())
 
 
 class AnalysisCache(Memo[dict[str, Any]]):

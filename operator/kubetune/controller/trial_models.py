@@ -7,6 +7,10 @@ write, so a parse is reused exactly while the object is unchanged. The core neve
 mutates a Trial it is given (it copies a status before changing it), which is what
 makes sharing the parsed objects safe.
 
+A parsed Trial is kept for as long as its object exists, so it is kept small: every point of a
+curve (200 per finished Trial) shares one set of the fields it sets, instead of a set of its
+own each (pydantic's default; 216 of the ~500 bytes a point takes, ~40 KB of a Trial).
+
 A Trial that does not parse (made by hand, with parameters no Round samples: the
 schema lets any parameter value through, the model does not) is left out, with one
 warning per version: one such Trial must not stop its Round and every peer's stop
@@ -26,9 +30,19 @@ from ..memo import Memo
 log = logging.getLogger("kubetune")
 
 
+_POINT_FIELDS = {"step", "value"}  # shared by every curve point: never changed in place (both fields are required)
+
+
+def _compact(trial: Trial) -> Trial:
+    for point in trial.status.curve:
+        if point.__pydantic_fields_set__ == _POINT_FIELDS:
+            object.__setattr__(point, "__pydantic_fields_set__", _POINT_FIELDS)
+    return trial
+
+
 def _parsed(body: Mapping[str, Any]) -> Trial | None:
     try:
-        return Trial.model_validate(body)
+        return _compact(Trial.model_validate(body))
     except pydantic.ValidationError as e:
         meta = body.get("metadata") or {}
         log.warning("Trial %s/%s is left out: it is not a valid Trial (%s)", meta.get("namespace"), meta.get("name"),
