@@ -17,12 +17,13 @@ finished or deleted trial lets go (`done`).
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..metrics.prometheus import Observed, PrometheusClient, PrometheusError
+from ..metrics.prometheus import Observed, PrometheusClient, PrometheusError, resolution
 
 NOTHING = Observed([], None)
 OVERLAP = 60.0  # seconds asked again each poll: a scrape's samples can land after later ones are read
@@ -43,6 +44,7 @@ class RoundCurves:
         self.prometheus, self.poll_seconds, self.clock = prometheus, poll_seconds, clock
         self._answers: dict[tuple[str, str, str], _Answer] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._origin: dict[tuple[str, str, str], float] = {}  # Round key -> where its first query started
         self._read: dict[tuple[str, str, str], dict[str, float]] = {}  # Round key -> trial -> read up to
         self._round_of: dict[tuple[str, str], tuple[str, str, str]] = {}  # (namespace, trial) -> Round key
         self._guard = threading.Lock()
@@ -63,7 +65,13 @@ class RoundCurves:
             if answer is None or now - answer.at >= self.poll_seconds:
                 read = self._read.setdefault(key, {})
                 marks = list(read.values())  # `done` may drop one from another thread
+                origin = self._origin.setdefault(key, start)
                 since = max(start, min(marks) - OVERLAP) if marks else start
+                # on the grid of the Round's first query: a range query evaluates at start +
+                # k*step, and a grid shifted between polls would see other samples of a
+                # series scraped as often as the step (two in one step: one is never seen)
+                step = resolution(since, end)
+                since = origin + math.floor((since - origin) / step) * step if since > origin else since
                 self.queries += 1
                 try:
                     answer = _Answer(now, since, end, self.prometheus.observe_round(namespace, round_name, metric,
@@ -94,6 +102,7 @@ class RoundCurves:
             for key in [k for k in self._answers if k[:2] == (namespace, round_name)]:
                 self._answers.pop(key, None)
                 self._locks.pop(key, None)
+                self._origin.pop(key, None)
                 for trial in self._read.pop(key, {}):
                     self._round_of.pop((namespace, trial), None)
 
