@@ -1,40 +1,36 @@
-"""Early-stopping benchmark: replay real learning curves asynchronously and compare rules.
+"""Early-stopping benchmark, leave one task out: replay real learning curves of several
+tasks asynchronously, and score every rule on each task with nothing about that task
+used to choose it.
 
-The curves (bench/data/digits_curves.json.gz, from bench/generate_curves.py) are the
-trial image's own training code over hundreds of sampled configurations. Each
-replay takes one random order of the configurations and W parallel workers; every
-running trial advances one step per tick, and after each step the rule decides
-whether to stop it. All rules see the same curves, orders and worker counts, in the
-same run.
+The tasks are curve sets from bench/generate_curves.py (bench/data/*.json.gz): MLPs,
+a CNN, a linear model and boosted trees, on data that ships with scikit-learn or is
+generated; constant learning rates and schedules with warm-up, step decay and cosine
+(late bloomers, plateaus and jumps); losses, an MSE and accuracies. Each replay takes
+one random order of a task's configurations and W parallel workers; every running
+trial advances one step per tick, and after each step the rule decides whether to stop
+it. All rules see the same curves, orders and worker counts, in the same run.
+
+Curve fitting is run at each of a few settings (CANDIDATES, from the cheapest to the
+most careful). For each held-out task, "kubetune curvefit (LOTO)" is the setting chosen
+on the *other* tasks only: the cheapest one that never stopped the pool's best and kept
+regret <= 0.1% on all of them at every worker count and order (if none did, the one
+that stopped the best least often). It is then scored on the held-out task as it is.
 
 Columns:
   compute   steps trained, % of training every configuration to the end
   regret    (best value found - best value in the pool) / |best in the pool|, mean over orders
   best hit  in how many orders the pool's single best configuration was stopped
   top-5     true top-5 configurations stopped, mean over orders
-  ms/dec    mean decision time (p95 in brackets)
-Coverage of curvefit's 90% intervals (true final objective inside the predicted
-interval) is measured at every assessment and printed next to its row, with the two ways
-an interval missed (the true value better than its lower end, worse than its upper end)
-and how often the upper end was the trial's best so far: with the best value as the
-objective a trial cannot end worse than that, so the interval is cut there, and a
-calibrated 90% interval cut so holds 95%; the row says what a calibrated model would
-reach given the cuts. With --chances,
-the calibration of its chance to beat the best is printed under the row too: at every
-assessment, the chance it gave and whether the trial's true objective (from its whole
-curve, stopped or not) did beat the best value seen then, by band (below the median of
-the trials at the step, among the best tenth, the others) and by chance.
+  ms/dec    mean decision time (p95 in brackets); two processes share two busy cores
 
-    python bench/early_stopping.py                      # workers 1, 8, 32; 10 orders (~30 min)
-    python bench/early_stopping.py --orders 3           # quicker, but too few to tell 1 in 10
-    python bench/early_stopping.py --workers 8 --orders 5 --limit 200
-    python bench/early_stopping.py --metric val_accuracy             # the same runs, maximized
-    python bench/early_stopping.py --data bench/data/boosting_curves.json.gz --metric val_mse
-    python bench/early_stopping.py --objective last      # a trial's objective is its last value
-    python bench/early_stopping.py --only curvefit --workers 1 8 --chances
+The timing section at the end measures one decision at 1,000 finished trials (curve
+fitting, and the median rule beside optuna's MedianPruner on the same trials).
 
-With `--objective last` every trial (the pool's, the found ones, stopped ones too) counts
-with the last value it reported instead of its best, and kubetune's rules are told so.
+    nice python bench/early_stopping.py                       # all tasks, W 1 8 32, 3 orders (~40 min on 2 cores)
+    python bench/early_stopping.py --tasks digits cancer --workers 8 --orders 2
+    python bench/early_stopping.py --timing-only
+Results of a run are remembered in --cache (one line per replay), so an interrupted run
+picks up where it stopped; a changed rule setting is a new key.
 """
 from __future__ import annotations
 
@@ -44,6 +40,7 @@ import json
 import math
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,27 +50,48 @@ import optuna
 from kubetune.stopping import CurveFitRule, MedianRule
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-DATA = Path(__file__).with_name("data") / "digits_curves.json.gz"
+DATA = Path(__file__).with_name("data")
+
+# name: (curve file, metric); the first three were the only ones the rules were tuned on before
+TASKS = {
+    "digits": ("digits_curves.json.gz", "val_loss"),
+    "boosting": ("boosting_curves.json.gz", "val_mse"),
+    "cancer": ("cancer_curves.json.gz", "val_loss"),
+    "cnn": ("cnn_curves.json.gz", "val_loss"),
+    "linear": ("linear_curves.json.gz", "val_accuracy"),
+    "checkerboard": ("checkerboard_curves.json.gz", "val_accuracy"),
+    "friedman": ("friedman_curves.json.gz", "val_mse"),
+}
+
+# curve fitting's settings, from the cheapest to the most careful (CurveFitRule keywords)
+CANDIDATES = {
+    "tuned-on-digits": dict(better_half=0.65, probability=0.0125, median_probability=0.18, leader_probability=0.0015,
+                            count_look_alikes=False, uncalibrated="default"),
+    "wait-for-calibration": dict(better_half=1.0, probability=0.0125, median_probability=0.18,
+                                 leader_probability=0.0015, count_look_alikes=True, uncalibrated="keep"),
+    "careful": dict(better_half=1.0, probability=0.003, median_probability=0.0, leader_probability=0.0005,
+                    count_look_alikes=True, uncalibrated="keep"),
+}
+SAFE_REGRET = 0.001
 
 
-def load(limit: int | None, metric: str = "val_loss", path: Path = DATA) -> tuple[list[np.ndarray], int, str]:
-    """Curves oriented so that lower is better (a maximized metric is negated) for the
-    bookkeeping here, and the metric's goal: every rule sees the metric as it is, with its
-    goal, the way a Round hands it over."""
-    with gzip.open(path, "rt") as f:
+def load(task: str, limit: int | None) -> tuple[list[np.ndarray], int, str, str]:
+    """A task's curves oriented so that lower is better (a maximized metric is negated) for
+    the bookkeeping here, its number of steps, the metric's goal and the task's name: every
+    rule sees the metric as it is, with its goal, the way a Round hands it over."""
+    name, metric = TASKS[task]
+    with gzip.open(DATA / name, "rt") as f:
         doc = json.load(f)
     goal = doc.get("metrics", {}).get(metric, doc.get("goal", "minimize"))
     sign = -1.0 if goal == "maximize" else 1.0
     curves = [sign * np.array([np.nan if v is None else v for v in r[metric]], float) for r in doc["runs"]]
-    return curves[:limit] if limit else curves, int(doc["steps"]), goal
+    return (curves[:limit] if limit else curves), int(doc["steps"]), goal, f"{doc.get('task', task)}, {metric}"
 
 
-def objective(c: np.ndarray, strategy: str = "best") -> float:
-    """A (partial) curve's objective: its best value, or its last (inf once diverged)."""
+def objective(c: np.ndarray) -> float:
+    """A (partial) curve's objective: its best value (inf when it has none)."""
     finite = c[np.isfinite(c)]
-    if not finite.size or (strategy == "last" and not math.isfinite(c[-1])):
-        return math.inf
-    return float(finite.min() if strategy == "best" else finite[-1])
+    return float(finite.min()) if finite.size else math.inf
 
 
 def regret(found: float, best: float) -> float:
@@ -88,31 +106,6 @@ class Run:
     state: str = "running"  # running, complete, stopped, diverged
     handle: object = None
 
-    def curve(self, curves: list[np.ndarray]) -> list[tuple[int, float]]:
-        c = curves[self.idx][: self.steps]
-        return [(i + 1, float(v)) for i, v in enumerate(c) if math.isfinite(v)]
-
-
-@dataclass(frozen=True)
-class Cover:
-    """Where a trial's true final objective fell against a 90% interval predicted for it:
-    inside, better than its lower end, worse than its upper end; and whether the upper end
-    was the trial's best so far (a best value cannot get worse, so the interval is cut
-    there: the model's upper 5% then lies beyond it, and a calibrated interval holds 95%)."""
-
-    side: str
-    capped: bool
-
-
-def coverage_text(cover: list[Cover]) -> str:
-    """Coverage, the two ways an interval missed, and how often it was cut at the trial's
-    best so far; what a calibrated model would hold given those cuts."""
-    n = len(cover)
-    share = {s: sum(c.side == s for c in cover) / n for s in ("inside", "better", "worse")}
-    capped = sum(c.capped for c in cover) / n
-    return (f"90% interval coverage {share['inside']:.0%} of {n} (missed: better {share['better']:.1%}, "
-            f"worse {share['worse']:.1%}; {capped:.0%} cut at the best so far, so calibrated: {0.9 + 0.05 * capped:.0%})")
-
 
 @dataclass
 class Result:
@@ -120,23 +113,21 @@ class Result:
     regret: float
     best_stopped: bool
     top5_stopped: int
-    decisions: list[float] = field(default_factory=list)
-    coverage: list[Cover] = field(default_factory=list)
-    chances: list[tuple[str, float, bool]] = field(default_factory=list)  # (band, chance, did beat)
+    ms: list[float] = field(default_factory=list)
 
 
 class Policy:
     name = "none"
     goal = "minimize"
-    strategy = "best"
 
     @property
     def sign(self) -> float:
         """From the bookkeeping's lower-is-better values to the metric's own, and back."""
         return -1.0 if self.goal == "maximize" else 1.0
 
+    def reset(self) -> None: ...
     def start(self, run: Run) -> None: ...
-    def step(self, run: Run, value: float, runs: list[Run], curves: list[np.ndarray], steps: int) -> bool:
+    def step(self, run: Run, value: float, runs: list[Run]) -> bool:
         return False
     def finish(self, run: Run, curves: list[np.ndarray]) -> None: ...
 
@@ -152,103 +143,45 @@ class OptunaPolicy(Policy):
     def start(self, run: Run) -> None:
         run.handle = self.study.ask()
 
-    def step(self, run, value, runs, curves, steps) -> bool:
-        if not math.isfinite(value):
-            return False
+    def step(self, run, value, runs) -> bool:
         run.handle.report(self.sign * value, run.steps)
         return run.handle.should_prune()
 
     def finish(self, run: Run, curves) -> None:
         state = {"complete": optuna.trial.TrialState.COMPLETE, "stopped": optuna.trial.TrialState.PRUNED,
                  "diverged": optuna.trial.TrialState.FAIL}[run.state]
-        complete = state == optuna.trial.TrialState.COMPLETE
-        value = objective(curves[run.idx][: run.steps], self.strategy) if complete else None
+        value = objective(curves[run.idx][: run.steps]) if state == optuna.trial.TrialState.COMPLETE else None
         if value is not None and not math.isfinite(value):
             state, value = optuna.trial.TrialState.FAIL, None
         self.study.tell(run.handle, None if value is None else self.sign * value, state=state)
 
 
 class KubetunePolicy(Policy):
-    def __init__(self, name: str, rule, check_coverage: bool = False):
-        self.name, self.rule, self.check_coverage = name, rule, check_coverage
-        self.coverage: list[Cover] = []
-        self.chances: list[tuple[str, float, bool]] = []
+    """A kubetune rule, handed the curves the way the operator hands them over: each trial's
+    curve one list of (step, value) in the metric's own orientation, grown as it reports."""
 
-    def reset(self) -> None:
-        self.coverage, self.chances = [], []
+    def __init__(self, name: str, rule):
+        self.name, self.rule = name, rule
 
-    def native(self, run: Run, curves) -> list[tuple[int, float]]:
-        return [(s, self.sign * v) for s, v in run.curve(curves)]
+    def start(self, run: Run) -> None:
+        run.handle = []
 
-    def step(self, run, value, runs, curves, steps) -> bool:
-        mine = self.native(run, curves)
-        others = [self.native(r, curves) for r in runs if r is not run and r.steps]
+    def step(self, run, value, runs) -> bool:
+        run.handle.append((run.steps, self.sign * value))
+        others = [r.handle for r in runs if r is not run and r.handle]
         if isinstance(self.rule, CurveFitRule):
-            finished = [self.native(r, curves) for r in runs if r.state == "complete"]
-            stopped = [self.native(r, curves) for r in runs if r.state == "stopped"]
-            a = self.rule.assess(mine, others, self.goal, finished, stopped)
-            if a is None:
-                return False
-            if self.check_coverage:
-                lo, hi = a.interval()  # lower-is-better, like the bookkeeping here
-                truth = objective(curves[run.idx], self.strategy)
-                side = "better" if truth < lo else "worse" if truth > hi else "inside"
-                now = objective(curves[run.idx][: run.steps], self.strategy)  # where the trial stands
-                self.coverage.append(Cover(side, capped=self.strategy == "best" and hi >= now))
-                band = "below median" if a.median is not None else "best tenth" if a.leader else "others"
-                self.chances.append((band, a.p_beat, truth <= a.best))  # a tie counts, as in the rule
-            return a.stop
-        return self.rule.decide(mine, others, self.goal) is not None
-
-
-class NNIPolicy(Policy):
-    """NNI's CurvefittingAssessor, driven as NNI's dispatcher drives it. It models
-    accuracy-like (rising) curves only, so it sees exp(-val_loss); it is slow (MCMC), so
-    it judges every `gap` steps."""
-
-    def __init__(self, steps: int, gap: int):
-        from nni.algorithms.hpo.curvefitting_assessor import CurvefittingAssessor
-
-        self.cls, self.steps, self.gap = CurvefittingAssessor, steps, gap
-        self.name = f"NNI curvefitting (gap {gap})"
-
-    def reset(self) -> None:
-        import warnings
-
-        warnings.filterwarnings("ignore")  # its curve functions warn on every overflow
-        self.assessor = self.cls(epoch_num=self.steps, start_step=max(6, self.steps // 10), threshold=0.95, gap=self.gap)
-
-    def _history(self, run: Run, curves) -> list[float]:
-        if self.goal == "maximize":
-            return [-v for _, v in run.curve(curves)]  # accuracy as it is
-        return [math.exp(-v) for _, v in run.curve(curves)]  # loss -> a rising score in (0, 1]
-
-    def step(self, run, value, runs, curves, steps) -> bool:
-        from nni.assessor import AssessResult
-
-        return self.assessor.assess_trial(str(run.idx), self._history(run, curves)) == AssessResult.Bad
-
-    def finish(self, run: Run, curves) -> None:
-        self.assessor.trial_history = self._history(run, curves)  # what its dispatcher last showed it
-        if self.assessor.trial_history:
-            self.assessor.trial_end(str(run.idx), run.state == "complete")
-
-
-def nni_available() -> bool:
-    try:
-        import nni.algorithms.hpo.curvefitting_assessor  # noqa: F401
-    except Exception:  # noqa: BLE001 - not installed, or its dependencies are not
-        return False
-    return True
+            finished = [r.handle for r in runs if r.state == "complete" and r.handle]
+            stopped = [r.handle for r in runs if r.state == "stopped" and r.handle]
+            return self.rule.decide(run.handle, others, self.goal, finished, stopped) is not None
+        return self.rule.decide(run.handle, others, self.goal) is not None
 
 
 def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int, policy: Policy) -> Result:
-    if hasattr(policy, "reset"):
-        policy.reset()
+    policy.reset()
     queue = list(order)
     runs: list[Run] = []
     active: list[Run] = []
-    decisions: list[float] = []
+    ms: list[float] = []
     while queue or active:
         while queue and len(active) < workers:
             r = Run(queue.pop(0))
@@ -262,118 +195,261 @@ def replay(curves: list[np.ndarray], steps: int, order: list[int], workers: int,
                 r.state = "diverged"
             elif r.steps >= steps:
                 r.state = "complete"
+                if isinstance(r.handle, list):
+                    r.handle.append((r.steps, policy.sign * value))
             else:
                 t0 = time.perf_counter()
-                stop = policy.step(r, value, runs, curves, steps)
-                decisions.append(time.perf_counter() - t0)
+                stop = policy.step(r, value, runs)
+                ms.append(1000 * (time.perf_counter() - t0))
                 if stop:
                     r.state = "stopped"
             if r.state != "running":
                 policy.finish(r, curves)
                 active.remove(r)
-    truth = [objective(c, policy.strategy) for c in curves]
-    pool_best = min(truth)
-    found = min(objective(curves[r.idx][: r.steps], policy.strategy) for r in runs)
+    truth = [objective(c) for c in curves]
+    found = min(objective(curves[r.idx][: r.steps]) for r in runs)
     ranked = sorted(range(len(curves)), key=lambda i: truth[i])
     stopped = {r.idx for r in runs if r.state == "stopped"}
     return Result(
         compute=sum(r.steps for r in runs) / (len(curves) * steps),
-        regret=regret(found, pool_best),
+        regret=regret(found, truth[ranked[0]]),
         best_stopped=ranked[0] in stopped,
         top5_stopped=len(set(ranked[:5]) & stopped),
-        decisions=decisions,
-        coverage=list(getattr(policy, "coverage", [])),
-        chances=list(getattr(policy, "chances", [])),
+        ms=ms,
     )
 
 
-CHANCE_BINS = ((0.0, 0.05), (0.05, 0.2), (0.2, 0.5), (0.5, 1.0001))
-
-
-def chance_lines(chances: list[tuple[str, float, bool]]) -> list[str]:
-    """Predicted chance to beat the best against how often it happened, by band."""
-    out = []
-    for band in ("below median", "others", "best tenth"):
-        cells = []
-        for lo, hi in CHANCE_BINS:
-            got = [(p, hit) for b, p, hit in chances if b == band and lo <= p < hi]
-            if got:
-                cells.append(f"{lo:.2f}-{min(hi, 1):.2f}: {statistics.fmean(p for p, _ in got):.2f} -> "
-                             f"{statistics.fmean(h for _, h in got):.2f} ({len(got)})")
-        out.append(f"    chance to beat the best, {band:12}: " + ("; ".join(cells) or "none"))
-    return out
-
-
-def policies(steps: int, goal: str = "minimize", strategy: str = "best") -> list[Policy]:
+def policies(steps: int, goal: str) -> list[Policy]:
     warm = max(1, steps // 10)
-    rows = [
+    rows: list[Policy] = [
         Policy(),
         OptunaPolicy("optuna MedianPruner", lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warm)),
         OptunaPolicy("optuna PercentilePruner(25)",
                      lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=warm)),
         OptunaPolicy("optuna SuccessiveHalving", lambda: optuna.pruners.SuccessiveHalvingPruner()),
-        KubetunePolicy("kubetune median", MedianRule(start_step=warm, min_trials=3, objective=strategy)),
-        KubetunePolicy("kubetune curvefit",
-                       CurveFitRule(final_step=steps, start_step=warm, min_trials=3, objective=strategy),
-                       check_coverage=True),
+        OptunaPolicy("optuna Hyperband", lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps)),
+        KubetunePolicy("kubetune median", MedianRule(start_step=warm, min_trials=3)),
     ]
+    for name, kw in CANDIDATES.items():
+        rows.append(KubetunePolicy(f"curvefit {name}", CurveFitRule(final_step=steps, start_step=warm, min_trials=3, **kw)))
     for p in rows:
-        p.goal, p.strategy = goal, strategy
+        p.goal = goal
     return rows
+
+
+_LOADED: dict[tuple[str, int | None], tuple] = {}
+
+
+def job(args: tuple[str, int | None, int, str, int, int]) -> tuple[str, dict]:
+    """One replay (run in a worker process): task, limit, workers, rule, order index, seed."""
+    task, limit, workers, rule, k, seed = args
+    if (task, limit) not in _LOADED:
+        _LOADED[(task, limit)] = load(task, limit)
+    curves, steps, goal, _ = _LOADED[(task, limit)]
+    order = [int(i) for i in np.random.default_rng([seed, k]).permutation(len(curves))]
+    policy = next(p for p in policies(steps, goal) if p.name == rule)
+    r = replay(curves, steps, order, workers, policy)
+    ms = r.ms or [0.0]
+    summary = dict(compute=r.compute, regret=r.regret, best_stopped=r.best_stopped, top5_stopped=r.top5_stopped,
+                   ms_mean=statistics.fmean(ms), ms_p95=float(np.percentile(ms, 95)), decisions=len(r.ms))
+    return key(*args), summary
+
+
+def key(task, limit, workers, rule, k, seed) -> str:
+    params = CANDIDATES.get(rule.removeprefix("curvefit "), {})
+    return json.dumps([task, limit, workers, rule, k, seed, sorted(params.items())])
+
+
+@dataclass
+class Cell:
+    """One rule on one task at one worker count, over the orders."""
+
+    rows: list[dict]
+
+    @property
+    def compute(self) -> float:
+        return statistics.fmean(r["compute"] for r in self.rows)
+
+    @property
+    def regret(self) -> float:
+        return statistics.fmean(r["regret"] for r in self.rows)
+
+    @property
+    def hits(self) -> int:
+        return sum(r["best_stopped"] for r in self.rows)
+
+    @property
+    def safe(self) -> bool:
+        return self.hits == 0 and all(r["regret"] <= SAFE_REGRET for r in self.rows)
+
+    def text(self, name: str, workers: int) -> str:
+        ms = sum(r["ms_mean"] * r["decisions"] for r in self.rows) / max(1, sum(r["decisions"] for r in self.rows))
+        p95 = max(r["ms_p95"] for r in self.rows)
+        return (f"{name:34} {workers:>3} {self.compute:>7.1%} {self.regret:>8.2%} {self.hits:>3}/{len(self.rows):<4} "
+                f"{statistics.fmean(r['top5_stopped'] for r in self.rows):>6.1f} {ms:>6.2f} ({p95:>5.1f})")
+
+
+def choose(results: dict, held_out: str, tasks: list[str], workers: list[int]) -> str:
+    """Curve fitting's setting for `held_out`, chosen on the other tasks only: the cheapest
+    that was safe on all of them (never stopped the best, regret <= 0.1%, every worker
+    count and order); if none was, the one that stopped the best least often."""
+    scored = []
+    for name in CANDIDATES:
+        cells = [results[(t, w, f"curvefit {name}")] for t in tasks if t != held_out for w in workers]
+        safe = all(c.safe for c in cells)
+        scored.append((not safe, sum(c.hits for c in cells) if not safe else 0,
+                       statistics.fmean(c.compute for c in cells), name))
+    return min(scored)[3]
+
+
+def timing(trials: int = 1000, repeats: int = 30) -> list[str]:
+    """One decision at `trials` finished trials: curve fitting; the median rule beside
+    optuna's MedianPruner deciding on the same trials."""
+    curves, steps, goal, _ = load("digits", None)
+    rng = np.random.default_rng(3)
+    pool = [curves[i] for i in rng.integers(0, len(curves), trials)]
+    # each finished trial its own curve (a little jitter: no two share a fit in the cache)
+    native = [[(s + 1, float(v) * (1 + 1e-4 * rng.normal())) for s, v in enumerate(c) if math.isfinite(v)]
+              for c in pool]
+    running = [(s + 1, float(v) * 1.3) for s, v in enumerate(curves[0][: steps // 2])]
+    out = []
+    rule = CurveFitRule(final_step=steps, start_step=steps // 10, min_trials=3)
+
+    def timed(call) -> tuple[float, float]:
+        """Wall and CPU milliseconds of one call (the CPU time leaves out waiting for a core
+        on a busy machine)."""
+        w0, c0 = time.perf_counter(), time.process_time()
+        call()
+        return 1000 * (time.perf_counter() - w0), 1000 * (time.process_time() - c0)
+
+    cold = timed(lambda: rule.decide(running[: steps // 4], native, goal, native, []))
+    first, later = [], []
+    for k in range(steps // 4 + 1, steps // 2):  # a new step: its look-alikes are cut and fitted there once
+        mine = running[:k]
+        first.append(timed(lambda: rule.decide(mine, native, goal, native, [])))
+        for shift in (1.01, 1.02):  # other trials deciding at the same step
+            other = [(s, v * shift) for s, v in mine]
+            later.append(timed(lambda: rule.decide(other, native, goal, native, [])))
+
+    def ms(rows: list[tuple[float, float]]) -> str:
+        return (f"median {statistics.median(w for w, _ in rows):.1f} ms, max {max(w for w, _ in rows):.1f} ms "
+                f"(CPU {statistics.median(c for _, c in rows):.1f} / {max(c for _, c in rows):.1f})")
+
+    out.append(f"curvefit at {trials} finished trials: the first decision at a step {ms(first)}; "
+               f"the others at that step {ms(later)}; the Round's very first {cold[0]:.0f} ms "
+               f"(CPU {cold[1]:.0f}: it reads each finished curve once)")
+    median = MedianRule(start_step=steps // 10, min_trials=3)
+    study = optuna.create_study(direction=goal, pruner=optuna.pruners.MedianPruner(n_startup_trials=5,
+                                                                                   n_warmup_steps=steps // 10))
+    for c in native:
+        t = optuna.trial.create_trial(value=min(v for _, v in c), intermediate_values=dict(c),
+                                      distributions={}, params={})
+        study.add_trial(t)
+    ours, theirs = [], []
+    for i in range(repeats):
+        mine = running[: steps // 4 + i % (steps // 4)]
+        t0 = time.perf_counter()
+        median.decide(mine, native, goal)
+        ours.append(1000 * (time.perf_counter() - t0))
+        trial = study.ask()
+        for s, v in mine[:-1]:
+            trial.report(v, s)
+        t0 = time.perf_counter()  # one decision, as in the replays: the step's report, then should_prune
+        trial.report(mine[-1][1], mine[-1][0])
+        trial.should_prune()
+        theirs.append(1000 * (time.perf_counter() - t0))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
+    out.append(f"median rule at {trials} finished trials: kubetune {m_ours:.2f} ms, optuna MedianPruner "
+               f"{m_theirs:.2f} ms (report the step, then should_prune), "
+               f"{m_ours / m_theirs:.1f}x")
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 8, 32])
-    ap.add_argument("--orders", type=int, default=10,
-                    help="random orders per row; the target 'best stopped in at most 1 run in 10' needs 10")
-    ap.add_argument("--limit", type=int, default=None, help="use the first N curves")
+    ap.add_argument("--orders", type=int, default=3, help="random orders per task and worker count")
+    ap.add_argument("--limit", type=int, default=120, help="the first N curves of each task (0: all)")
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/kubetune_early_stopping_cache.jsonl"))
     ap.add_argument("--only", nargs="*", help="substrings of rule names to run")
-    ap.add_argument("--data", type=Path, default=DATA, help="curves from bench/generate_curves.py")
-    ap.add_argument("--metric", default="val_loss",
-                    help="digits: val_loss (minimized) or val_accuracy (maximized); boosting: val_mse; cancer: val_loss")
-    ap.add_argument("--objective", choices=["best", "last"], default="best",
-                    help="a trial's objective: the best value it reported, or the last")
-    ap.add_argument("--nni-gap", type=int, default=5, help="NNI's assessor judges every N steps (it is slow)")
-    ap.add_argument("--nni-workers", type=int, nargs="*", default=[8], help="worker counts that get the NNI row")
-    ap.add_argument("--chances", action="store_true",
-                    help="under curvefit's rows: its chance to beat the best, predicted -> realized (count)")
+    ap.add_argument("--timing-only", action="store_true")
     a = ap.parse_args()
-    curves, steps, goal = load(a.limit, a.metric, a.data)
-    diverged = sum(1 for c in curves if not np.isfinite(c).all())
-    with gzip.open(a.data, "rt") as f:
-        task = json.load(f).get("task", "?")
-    print(f"{len(curves)} real curves of {steps} steps ({task}, {a.metric}, {goal}d; {diverged} diverge); "
-          f"objective: the {a.objective} value; orders={a.orders}, workers={a.workers}")
-    rng = np.random.default_rng(7)
-    orders = [list(rng.permutation(len(curves))) for _ in range(a.orders)]
-    if not nni_available():
-        print("NNI's curve-fitting assessor is not importable here: its row is left out "
-              "(pip install nni --no-deps plus json_tricks, psutil, 'typeguard<4.1.3', 'filelock<3.12')")
-    header = f"{'rule':30} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
-    print(header)
-    print("-" * len(header))
-    for workers in a.workers:
-        rows = policies(steps, goal, a.objective)
-        if nni_available() and workers in a.nni_workers:
-            rows.append(NNIPolicy(steps, a.nni_gap))
-            rows[-1].goal, rows[-1].strategy = goal, a.objective
-        for policy in rows:
-            if a.only and not any(s in policy.name for s in a.only):
-                continue
-            results = [replay(curves, steps, o, workers, policy) for o in orders]
-            ms = [d * 1000 for r in results for d in r.decisions] or [0.0]
-            cover = [c for r in results for c in r.coverage]
-            print(f"{policy.name:30} {workers:>3} {statistics.fmean(r.compute for r in results):>7.1%} "
-                  f"{statistics.fmean(r.regret for r in results):>8.2%} "
-                  f"{sum(r.best_stopped for r in results):>3}/{len(results):<4} "
-                  f"{statistics.fmean(r.top5_stopped for r in results):>6.1f} "
-                  f"{statistics.fmean(ms):>6.2f} ({float(np.percentile(ms, 95)):>5.1f})"
-                  + (f"  {coverage_text(cover)}" if cover else ""),
-                  flush=True)
-            if a.chances and cover:
-                print("\n".join(chance_lines([c for r in results for c in r.chances])), flush=True)
+    if not a.timing_only:
+        table(a)
+    print("\ntiming")
+    for line in timing():
+        print("  " + line, flush=True)
 
+
+def table(a) -> None:
+    limit = a.limit or None
+    infos = {t: load(t, limit) for t in a.tasks}
+    names = [p.name for p in policies(10, "minimize")]
+    if a.only:
+        names = [n for n in names if any(s in n for s in a.only)]
+    done: dict[str, dict] = {}
+    if a.cache.exists():
+        for line in a.cache.read_text().splitlines():
+            k, v = json.loads(line)
+            done[k] = v
+    jobs = [(t, limit, w, n, k, 7) for t in a.tasks for w in a.workers for n in names for k in range(a.orders)]
+    todo = [j for j in jobs if key(*j) not in done]
+    # the slowest first, so the two processes end together
+    todo.sort(key=lambda j: (not j[3].startswith(("curvefit", "kubetune")), -j[2]))
+    started = time.time()
+    if todo:
+        with ProcessPoolExecutor(a.processes) as pool, a.cache.open("a") as f:
+            for n, (k, v) in enumerate(pool.map(job, todo, chunksize=1), 1):
+                done[k] = v
+                f.write(json.dumps([k, v]) + "\n")
+                f.flush()
+                if n % 25 == 0:
+                    print(f"  {n}/{len(todo)} replays, {time.time() - started:.0f}s", flush=True)
+    results = {(t, w, n): Cell([done[key(t, limit, w, n, k, 7)] for k in range(a.orders)])
+               for t in a.tasks for w in a.workers for n in names}
+    header = f"{'rule':34} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
+    loto = {}
+    for t in a.tasks:
+        curves, steps, goal, what = infos[t]
+        diverged = sum(1 for c in curves if not np.isfinite(c).all())
+        chosen = choose(results, t, a.tasks, a.workers) if all(f"curvefit {c}" in names for c in CANDIDATES) else None
+        loto[t] = chosen
+        print(f"\n== {t}: {len(curves)} curves of {steps} steps ({what}, {goal}d; {diverged} diverge); "
+              f"orders={a.orders}; curvefit (LOTO) = {chosen}, chosen on the other tasks")
+        print(header)
+        print("-" * len(header))
+        for w in a.workers:
+            for n in names:
+                print(results[(t, w, n)].text(n, w))
+            if chosen:
+                print(results[(t, w, f"curvefit {chosen}")].text("kubetune curvefit (LOTO)", w))
+    if not all(loto.values()):
+        return
+    print("\n== leave one task out: curvefit at the setting chosen without the task, beside optuna's MedianPruner "
+          "and kubetune's median rule (compute, regret, orders in which the pool's best was stopped)")
+    print(f"{'held-out task':13} {'curvefit setting':21} {'W':>3} | {'curvefit (LOTO)':>23} | "
+          f"{'optuna MedianPruner':>23} | {'kubetune median':>23} | safe  cheaper")
+    cell = lambda c: f"{c.compute:>7.1%} {c.regret:>6.2%} {c.hits:>3}/{len(c.rows):<3}"  # noqa: E731
+    for t in a.tasks:
+        for w in a.workers:
+            c, m = results[(t, w, f"curvefit {loto[t]}")], results.get((t, w, "optuna MedianPruner"))
+            k = results.get((t, w, "kubetune median"))
+            if m is None or k is None:
+                continue
+            cheaper = c.compute < m.compute and c.regret <= m.regret
+            print(f"{t:13} {loto[t]:21} {w:>3} | {cell(c):>23} | {cell(m):>23} | {cell(k):>23} | "
+                  f"{'yes' if c.safe else 'NO':>4}  {'yes' if cheaper else 'no':>7}")
+    for name, rule in (("curvefit (LOTO)", None), ("optuna MedianPruner", "optuna MedianPruner"),
+                       ("kubetune median", "kubetune median")):
+        cells = [results[(t, w, rule or f"curvefit {loto[t]}")] for t in a.tasks for w in a.workers]
+        print(f"{name}: mean compute {statistics.fmean(c.compute for c in cells):.1%} of no stopping over "
+              f"{len(cells)} task x worker cells; pool's best stopped in {sum(c.hits for c in cells)} of "
+              f"{sum(len(c.rows) for c in cells)} replays; safe in {sum(c.safe for c in cells)} of {len(cells)} cells")
+    final = choose(results, "", a.tasks, a.workers)
+    print(f"chosen on all tasks (what ships as CurveFitRule's defaults): {final}")
 
 if __name__ == "__main__":
     main()

@@ -94,7 +94,8 @@ def test_median_pruner_plugs_into_optuna():
 def test_curve_fit_pruner_plugs_into_optuna():
     study = optuna.create_study(pruner=CurveFitPruner(final_step=30, start_step=5, min_trials=3))
     outcomes = []
-    for i, floor in enumerate([0.1, 0.12, 0.14, 0.05, 0.9]):  # the 4th will be the best: never stopped
+    # the 4th will be the best: never stopped; nothing is stopped before five have finished
+    for i, floor in enumerate([0.1, 0.12, 0.14, 0.05, 0.16, 0.9]):
         t = study.ask()
         for s, v in curve(floor, steps=30, seed=i):
             t.report(v, s)
@@ -105,7 +106,7 @@ def test_curve_fit_pruner_plugs_into_optuna():
         else:
             study.tell(t, v)
             outcomes.append("complete")
-    assert outcomes[-1] == "pruned" and outcomes[:4] == ["complete"] * 4
+    assert outcomes[-1] == "pruned" and outcomes[:5] == ["complete"] * 5
 
 
 def overfitting(steps=14):
@@ -153,7 +154,7 @@ def test_with_the_last_value_as_objective_standing_below_the_median_is_no_case_f
     below = [c[:12] for c in done]  # every finished trial was better than this one at its step
     trial = [(s, 0.9 + 0.1 / s) for s in range(1, 13)]
     for objective in ("best", "last"):
-        rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective=objective)
+        rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective=objective, median_probability=0.18)
         a = rule.assess(trial, below, "minimize", done)
         threshold = rule.median_probability if objective == "best" else rule.probability
         assert a is not None and a.threshold == threshold and (a.median is None) == (objective == "last")
@@ -281,7 +282,8 @@ def test_below_the_median_trials_like_it_that_were_stopped_later_weigh_against_i
     done = bloomers_and_plateaus()
     trial = late_drop(0.52, 0.05, 40)[:10]
     gone = [late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13] for i in range(20)]
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.0025, median_probability=0.0125)
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.0025, median_probability=0.0125,
+                        better_half=0.65)
     alone = rule.assess(trial, done, "minimize", done)
     assert alone is not None and alone.median is not None and alone.finished_share == 1.0 and not alone.stop
     a = rule.assess(trial, done + gone, "minimize", done, gone)
@@ -332,7 +334,7 @@ def test_a_look_alike_that_ended_worse_than_promised_does_not_keep_hopeless_tria
     plateaus = [late_drop(0.4 + 0.01 * i, 0.4 + 0.01 * i, 40, seed=i) for i in range(8)]
     spiky = late_drop(0.4, 0.4, 40, seed=9)
     spiky[7] = (8, 1.0)
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3)
+    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.0125)
     hopeless = late_drop(0.41, 0.41, 40, seed=20)[:10]
     clean = rule.assess(hopeless, good + plateaus, "minimize", good + plateaus)
     d = rule.decide(hopeless, good + plateaus + [spiky], "minimize", good + plateaus + [spiky])
@@ -441,3 +443,14 @@ def test_what_calibration_remembers_stays_small_as_a_round_grows():
         tracemalloc.stop()
     assert 0 < len(cal._fits) <= 34 * cal.NEIGHBOURS[1]
     assert grown < 1_000_000, f"{grown / 1e6:.1f} MB kept for {len(cal._fits)} fits"
+
+
+def test_what_the_rules_remember_of_curves_stays_bounded(monkeypatch):
+    from kubetune.stopping import base
+
+    monkeypatch.setattr(base, "ORIENTED_POINTS", 500)
+    peers = [curve(0.1 + 0.01 * k) for k in range(3)]
+    for i in range(200):  # a new curve object for every decision, as the operator's own trial's
+        MedianRule(5, 3).decide(curve(1.0)[:6 + i % 20], peers, "minimize")
+    assert base._kept[0] <= 500
+    assert sum(entry[1] for entry in base._ORIENTED.values()) == base._kept[0]

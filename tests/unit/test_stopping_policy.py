@@ -45,7 +45,7 @@ def test_curve_fitting_hears_of_the_peers_that_were_stopped():
     from .test_stopping import bloomers_and_plateaus, late_drop
 
     s = resolve(study(), round_(maxSteps=30, earlyStopping={
-        "rule": "curvefit", "startStep": 5, "minTrials": 3, "probability": 0.0025, "medianProbability": 0.0125}))
+        "rule": "curvefit", "startStep": 5, "minTrials": 3, "probability": 0.0025, "medianProbability": 0.05}))
     me = trial(99, {"learning_rate": 0.1}, "Running")
     mine = [CurvePoint(step=st, value=v) for st, v in late_drop(0.52, 0.05, 40)[:10]]
     done = [trial(i, {"learning_rate": 0.1}, "Succeeded", min(v for _, v in c), c)

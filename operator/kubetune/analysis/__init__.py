@@ -10,6 +10,7 @@ from .curves import curve_findings, curves_skipped, round_curves, step_findings
 from .importance import importance, importance_basis, importance_skipped
 from .infeasible import infeasibility
 from .isolation import isolation
+from .late_bloomers import late_bloomers
 from .model import Analysis, RankedTrial
 from .reruns import rerun_statistics
 
@@ -36,6 +37,7 @@ def analyze_round(study: Study, rnd: Round, trials: list[Trial]) -> Analysis:
     for t in best_first[: min(3, top_share(len(best_first)))]:
         a.curves += curve_findings(t, s.direction, s.max_steps, s.strategy)
     a.curves += step_findings(trials, s.max_steps)
+    a.curves += late_bloomers(search, s.direction)
     a.skipped = [m for m in (boundary_skipped(best_first), importance_skipped(space, search, s.direction, s.strategy),
                              curves_skipped(best_first)) if m]
     a.messages = [w.message for w in a.boundaries]

@@ -92,9 +92,9 @@ class EarlyStopping(Model):
         lt=1,
         description=(
             "curvefit: stop when the probability to beat the best value seen in the Round falls below this "
-            "(default 0.0125; see medianProbability and leaderProbability). The probability is calibrated on the "
+            "(default 0.003; see medianProbability and leaderProbability). The probability is calibrated on the "
             "Round's finished trials: how the same extrapolation fared on those that looked like this one at "
-            "the same step."
+            "the same step; nothing is stopped before five finished trials reached that step."
         ),
     )
     margin: float | None = Field(
@@ -109,7 +109,7 @@ class EarlyStopping(Model):
         description=(
             "curvefit: the threshold instead of probability for a trial whose best value so far is worse than "
             "the median of the other trials that went on past the same step (of those that reached it while "
-            "fewer than five went past; default 0.18; never below probability, 0 turns it off). Finished trials, "
+            "fewer than five went past; default 0, off; never below probability). Finished trials, "
             "which calibrate the probability, are survivors; where a trial stands among the trials at its step "
             "is a second opinion that does not depend on who finished. Below that median the probability is "
             "also scaled by (f + 1) / 13, f of the 12 trials that stood nearest it at the step and went on past "
@@ -122,7 +122,7 @@ class EarlyStopping(Model):
         lt=1,
         description=(
             "curvefit: the threshold instead of probability for a trial whose best value so far is better than "
-            "that of all but a tenth of the other trials at the same step (default 0.0015; never above "
+            "that of all but a tenth of the other trials at the same step (default 0.0005; never above "
             "probability, 0 never stops such a trial)."
         ),
     )

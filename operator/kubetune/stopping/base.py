@@ -1,10 +1,15 @@
 """What every stopping rule shares: curves, orientation, decisions."""
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import statistics
+import threading
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
+
+import numpy as np
 
 Curve = Sequence[tuple[int, float]]
 Strategy = Literal["best", "last"]  # which reported value is a trial's objective
@@ -22,15 +27,75 @@ class Decision:
     evidence: dict[str, float] = field(default_factory=dict)
 
 
-def oriented(curve: Curve, direction: str) -> list[tuple[int, float]]:
+class Oriented(list):
+    """A curve's finite points by step, lower is better, with what the rules read of it at
+    every decision kept beside them: the steps, the best value and the sum of the values up
+    to each point, and the values as an array."""
+
+    __slots__ = ("steps", "lows", "sums", "array")
+
+    def __init__(self, points: list[tuple[int, float]]) -> None:
+        super().__init__(points)
+        self.steps = [s for s, _ in points]
+        values = [v for _, v in points]
+        self.lows = list(itertools.accumulate(values, min))
+        self.sums = list(itertools.accumulate(values))
+        self.array = np.asarray(values, dtype=float)
+
+    def upto(self, step: int) -> int:
+        """How many points lie at or before `step`."""
+        return bisect.bisect_right(self.steps, step)
+
+
+def oriented(curve: Curve, direction: str) -> Oriented:
     """The finite points of a curve, sorted by step, negated when maximizing, so lower is
-    always better inside the rules."""
+    always better inside the rules.
+
+    Computed once per curve object and length. Every decision reads every peer's curve,
+    and peers' curves are the same objects from one decision to the next (the operator
+    converts each Trial's curve once per version, the benchmark grows one list per trial):
+    converting them anew cost more than the decision itself. An entry holds its curve, so
+    the curve's id cannot be reused while it is remembered; a curve grown in place is
+    converted again (its length changed). Curves are appended to or replaced, never
+    edited in place."""
+    if isinstance(curve, Oriented):
+        return curve
+    key = id(curve)
+    hit = _ORIENTED.get(key)
+    if hit is not None and hit[0] is curve and hit[1] == len(curve) and hit[2] == direction:
+        return hit[3]
     sign = 1.0 if direction == "minimize" else -1.0
     by_step = {int(s): sign * float(v) for s, v in curve if math.isfinite(v)}
-    return sorted(by_step.items())
+    points = Oriented(sorted(by_step.items()))
+    with _lock:  # the operator decides in several threads
+        old = _ORIENTED.pop(key, None)
+        if old is not None:
+            _kept[0] -= old[1]
+        while _ORIENTED and _kept[0] + len(curve) > ORIENTED_POINTS:
+            _kept[0] -= _ORIENTED.pop(next(iter(_ORIENTED)))[1]  # the oldest
+        _ORIENTED[key] = (curve, len(curve), direction, points)
+        _kept[0] += len(curve)
+    return points
+
+
+_ORIENTED: dict[int, tuple[Curve, int, str, Oriented]] = {}
+ORIENTED_POINTS = 500_000  # points remembered at most (~0.2 KB each with their curve): 5000 trials of 100 steps
+_kept = [0]  # points remembered now
+_lock = threading.Lock()
+
+
+def running_average(curve: Curve, direction: str, step: int) -> float | None:
+    """The mean of a curve's oriented values up to `step` (None when it has none): the
+    median rule reads every peer at every decision."""
+    points = oriented(curve, direction)
+    k = points.upto(step)
+    return points.sums[k - 1] / k if k else None
 
 
 def best_so_far(curve: list[tuple[int, float]], step: int) -> float | None:
+    if isinstance(curve, Oriented):
+        k = curve.upto(step)
+        return curve.lows[k - 1] if k else None
     values = [v for s, v in curve if s <= step]
     return min(values) if values else None
 
@@ -47,10 +112,16 @@ def level(curve: list[tuple[int, float]], step: int, strategy: Strategy = "best"
     RECENT values up to the step (one spike or one lucky draw is not where it stands)."""
     if strategy == "best":
         return best_so_far(curve, step)
-    values = [v for s, v in curve if s <= step]
+    if isinstance(curve, Oriented):
+        k = curve.upto(step)
+        values = [v for _, v in curve[max(0, k - RECENT):k]]
+    else:
+        values = [v for s, v in curve if s <= step]
     return statistics.median(values[-RECENT:]) if values else None
 
 
 def final(curve: list[tuple[int, float]], strategy: Strategy = "best") -> float:
     """A finished oriented curve's objective: its best value, or its last."""
-    return min(v for _, v in curve) if strategy == "best" else curve[-1][1]
+    if strategy == "best":
+        return curve.lows[-1] if isinstance(curve, Oriented) else min(v for _, v in curve)
+    return curve[-1][1]

@@ -41,11 +41,11 @@ class MedianRule:
         value = level(mine, step, self.objective)
         averages = []
         for other in others:
-            pts = oriented(other, direction)
-            if pts and pts[-1][0] >= step:
-                upto = [v for s, v in pts if s <= step]
-                if upto:
-                    averages.append(sum(upto) / len(upto))
+            pts = oriented(other, direction)  # remembered per curve, with its running sums
+            if pts and pts.steps[-1] >= step:
+                k = pts.upto(step)
+                if k:
+                    averages.append(pts.sums[k - 1] / k)
         if len(averages) < self.min_trials or value is None:
             return None
         median = statistics.median(averages)

@@ -39,15 +39,17 @@ class MedianStoppingPruner(BasePruner):
 class CurveFitPruner(BasePruner):
     """kubetune's calibrated curve-fitting rule. `final_step` is where training ends;
     `objective="last"` when the objective function returns the last value it reported (the
-    usual case in optuna) rather than the best."""
+    usual case in optuna) rather than the best. Nothing is pruned before five trials have
+    finished (`uncalibrated`, see CurveFitRule)."""
 
     def __init__(self, final_step: int, probability: float = CurveFitRule.probability, margin: float = 0.0,
                  start_step: int = 5, min_trials: int = 3, median_probability: float = CurveFitRule.median_probability,
-                 leader_probability: float = CurveFitRule.leader_probability, objective: Strategy = "best") -> None:
+                 leader_probability: float = CurveFitRule.leader_probability, objective: Strategy = "best",
+                 uncalibrated: str = CurveFitRule.uncalibrated) -> None:
         self.rule = CurveFitRule(final_step=final_step, probability=probability, margin=margin,
                                  start_step=start_step, min_trials=min_trials,
                                  median_probability=median_probability, leader_probability=leader_probability,
-                                 objective=objective)
+                                 objective=objective, uncalibrated=uncalibrated)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         trials = study.get_trials(deepcopy=False)
