@@ -14,7 +14,7 @@ once, and measures:
 - Prometheus range queries per poll: the operator polls a stand-in Prometheus that
   counts queries and answers with no data.
 
-    python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 (45 each)
+    python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 and 120x30 (45 each)
     python bench/operator_scale.py --levels 10x10 --trials-per-round 30 --trial-seconds 8
     python bench/operator_scale.py --workers 1           # passes one at a time (blocking calls)
 
@@ -366,6 +366,8 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
             ref = e.get("objectRef") or {}
             sub = "/" + ref["subresource"] if ref.get("subresource") else ""
             calls[f"{e['verb']} {ref.get('resource', '?')}{sub}"] += 1
+        sizes = {plural: max((len(json.dumps(o)) for o in custom.list_namespaced_custom_object(
+                     GROUP, VERSION, NS, plural)["items"]), default=0) / 1024 for plural in ("trials", "rounds")}
         lat = successor_latencies(kubelet, parallel)
         trials = len(kubelet.added)
         return {
@@ -377,7 +379,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
             "calls": dict(calls.most_common()),
             "prom_per_poll": prom_queries / (prom_window / a.poll) if prom_window > a.poll else float("nan"),
             "kubelet_errors": kubelet.errors[:3],
-            "server_cpu": server_cpu, "queue": queue, "stages": stages(entries),
+            "server_cpu": server_cpu, "trial_kb": sizes["trials"], "round_kb": sizes["rounds"], "queue": queue, "stages": stages(entries),
         }
     finally:
         if op is not None:
@@ -397,7 +399,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--levels", nargs="+", default=["10x10", "40x30x45"],
+    ap.add_argument("--levels", nargs="+", default=["10x10", "40x30x45", "120x30x45"],
                     help="ROUNDSxPARALLEL[xTRIALS]: TRIALS per Round, else --trials-per-round")
     ap.add_argument("--trials-per-round", type=int, default=30)
     ap.add_argument("--trial-seconds", type=float, default=8.0, help="how long each stand-in pod runs")
@@ -419,7 +421,7 @@ def main() -> None:
     print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s, poll {a.poll:g} s, "
           f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores")
     head = (f"{'level':>6} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
-            f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11}")
+            f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11} {'Trial KB':>8} {'Round KB':>8}")
     print(head, flush=True)
     results = []
     for level in a.levels:
@@ -428,7 +430,8 @@ def main() -> None:
         results.append(r)
         print(f"{r['level']:>6} {r['trials']:>6} {r['p50']:>11.2f} s {r['p99']:>4.2f} s {r['wave_s'] or float('nan'):>8.1f} s "
               f"{r['wave_pods_s']:>6.1f} {r['cpu_s']:>6.1f} {r['cores']:>5.2f} {r['rss_mib']:>4.0f} MiB "
-              f"{r['requests_per_trial']:>13.1f} {r['prom_per_poll']:>11.1f}", flush=True)
+              f"{r['requests_per_trial']:>13.1f} {r['prom_per_poll']:>11.1f} {r['trial_kb']:>8.1f} {r['round_kb']:>8.1f}",
+              flush=True)
     for r in results:
         print(f"# {r['level']}: {r['finished']}/{r['trials']} pods finished in {r['elapsed']:.0f} s, "
               f"{r['successors']} successors measured; operator API calls: "

@@ -102,6 +102,36 @@ async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_i
         await q.stop()
 
 
+async def test_a_sweeps_key_still_waiting_at_the_next_sweep_is_not_starved_by_events():
+    order: list[str] = []
+    gate = threading.Event()
+
+    def process(key):
+        gate.wait(2)
+        order.append(key)
+        return None
+
+    q = WorkQueue(process, workers=1)
+    await q.start()
+    try:
+        q.add("busy")
+        await asyncio.sleep(0.05)
+        q.add("poll-me", low=True)  # a sweep
+        for i in range(50):
+            q.add(f"event-{i}")  # a flood of events
+        q.add("poll-me", low=True)  # the next sweep finds it still waiting
+        q.add("late-event")
+        gate.set()
+        for _ in range(100):
+            if q.passes == 53:
+                break
+            await asyncio.sleep(0.05)
+        assert order.index("poll-me") < order.index("late-event")  # it joined the events' line
+        assert order.count("poll-me") == 1
+    finally:
+        await q.stop()
+
+
 async def test_the_sweep_queues_every_round_and_every_unfinished_trial_behind_events():
     from kubetune.controller.sweep import every, rounds, unfinished_trials
 

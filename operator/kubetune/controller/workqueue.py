@@ -13,7 +13,9 @@ every object again.
 Keys come at two priorities: an event's (something changed: a pod ended, a Trial was
 created) and the safety net's (sweep.py: every unfinished Trial now and then, to poll
 Prometheus). A worker always takes an event's key first, so a sweep of thousands of
-Trials never stands between a finished trial and its successor.
+Trials never stands between a finished trial and its successor; a key that the next sweep
+finds still waiting moves up with the events', so a flood of events never starves the
+safety net (nor the Prometheus poll it carries).
 """
 from __future__ import annotations
 
@@ -83,6 +85,8 @@ class WorkQueue:
             self._again[key] = self._again.get(key, True) and low
             return
         queued = self._queued.get(key)
+        if queued is not None and low and queued[1] == 1:
+            priority = 0  # the sweep before this one queued it and it still waits: events never starve it
         if queued is not None and queued[1] <= priority:
             return  # already waiting, as early or earlier
         self._order += 1
