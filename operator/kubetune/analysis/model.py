@@ -37,6 +37,7 @@ class Infeasibility(Model):
 class CurveFinding(Model):
     trial: str
     finding: str  # overfitting | noisy | stillImproving | saturatedEarly | stepsBeyondMaxSteps | endedBeforeMaxSteps
+    #              | likelyLateBloomer (stopped early while its interval still reached the best)
     message: str
 
 
