@@ -169,3 +169,14 @@ def test_a_round_that_spells_a_baseline_parameter_in_another_case_creates_nothin
     adopted.status.baseline = {"Dropout": 0.1}
     assert name_clashes(adopted, round_(fixed={"dropout": 0.2}).spec)
     assert name_clashes(study(baseline={}), round_(fixed={"dropout": 0.2}).spec) == []
+
+
+def test_trials_waiting_for_kueue_count_against_parallelism_and_are_counted_as_queued():
+    queued = [trial(i, {"learning_rate": 0.1}, "Pending") for i in range(2)]
+    for t in queued:
+        t.status.reason = "Queued"
+    plan = plan_round(study(), round_(), queued, NOW)
+    assert plan.create == []  # parallelism 2: two trials in the queue are the Round's share
+    assert (plan.status.counts.pending, plan.status.counts.queued) == (2, 2)
+    ready = next(c for c in plan.status.conditions if c.type == "Ready")
+    assert "2 pending (2 queued in Kueue)" in ready.message

@@ -177,7 +177,8 @@ class RoundSpec(Model):
 class TrialCounts(Model):
     """How many trials are in each phase."""
 
-    pending: int = Field(default=0, description="Trials waiting for their pod to start.")
+    pending: int = Field(default=0, description="Trials waiting for their pod to start (queued ones included).")
+    queued: int = Field(default=0, description="Of the pending trials, those whose workload waits for Kueue to admit it.")
     running: int = Field(default=0, description="Trials training now.")
     succeeded: int = Field(default=0, description="Trials that finished with a result.")
     early_stopped: int = Field(default=0, description="Trials stopped by the early-stopping rule.")

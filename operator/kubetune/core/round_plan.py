@@ -227,7 +227,8 @@ def _kstatus(status: RoundStatus, generation: int | None, now: dt.datetime) -> l
         return kstatus.done(status.conditions, complete.reason if complete else "Complete",
                             complete.message if complete else "the Round is complete", now, generation)
     c = status.counts
-    message = f"{status.progress} trials finished; {c.running} running, {c.pending} pending"
+    queued = f" ({c.queued} queued in Kueue)" if c.queued else ""
+    message = f"{status.progress} trials finished; {c.running} running, {c.pending} pending{queued}"
     return kstatus.progressing(status.conditions, status.phase or "Pending", message, now, generation)
 
 
@@ -247,6 +248,8 @@ def _counts(trials: list[Trial]) -> TrialCounts:
     for t in trials:
         attr = key[phase_of(t)]
         setattr(c, attr, getattr(c, attr) + 1)
+        if attr == "pending" and t.status.reason == "Queued":
+            c.queued += 1
     return c
 
 
