@@ -124,3 +124,26 @@ async def test_deleting_the_study_removes_rounds_trials_and_pods(world):
     # a long-running operator does not keep a deleted Round's sampler and analysis
     await wait_for(lambda: round_key(NS, "r1") not in op.cfg.analyses and not remembers_round(NS, "r1")
                    and (NS, "r1-0") not in op.cfg.trials, 30, "the operator to forget the deleted Round and Trials")
+
+
+async def test_a_trial_left_holding_the_finalizer_of_an_older_operator_is_let_go(world):
+    """Operators before the work-queue sweep put kopf's finalizer on every unfinished Trial
+    (a kopf timer needs one). After an upgrade nothing requires it: the operator must take it
+    off, or deleting such a Trial (or its Round, its Study) would hang on it forever."""
+    api = world["api"]
+    await create(api, study_manifest())
+    await create(api, round_manifest(max_trials=1, parallelism=1))
+    finalizer = "kopf.zalando.org/KopfFinalizerMarker"  # the one this test operator's kopf settings use
+    await create(api, {
+        "apiVersion": "kubetune.io/v1alpha1", "kind": "Trial",
+        "metadata": {"name": "old-0", "namespace": NS, "finalizers": [finalizer]},
+        "spec": {"studyRef": {"name": "demo"}, "roundRef": {"name": "r1"}, "number": 7,
+                 "parameters": {"learning_rate": 0.1}, "seed": 7},
+    })
+    op = Operator()
+    world["operators"].append(op)
+    await op.start()
+    await wait_for(lambda: not (live(api, "trials").get("old-0", {}).get("metadata", {}).get("finalizers")),
+                   30, "the old finalizer to be taken off", detail=lambda: live(api, "trials").get("old-0"))
+    await api.delete(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/trials/old-0")
+    await wait_for(lambda: "old-0" not in live(api, "trials"), 30, "the Trial to be deleted")
