@@ -97,24 +97,13 @@ def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int, queue: s
     assert template is not None  # a Study has a template or a workload
     spec = copy.deepcopy(template.spec)
     spec["restartPolicy"] = "Never"
-    spec.setdefault("securityContext", {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
+    spec.setdefault("securityContext", copy.deepcopy(POD_SECURITY))
     c = _container_named(spec["containers"], training_container(study))
-    ours = trial_env(study, trial)
-    c["env"] = [e for e in c.get("env", []) if e.get("name") not in ours] + [
-        {"name": k, "value": v} for k, v in ours.items()
-    ]
+    _set_env(c, trial_env(study, trial))
     c.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     _quantities_as_strings(c)
-    ports = c.setdefault("ports", [])
-    if not any(p.get("containerPort") == METRICS_PORT for p in ports):
-        ports.append({"name": "kt-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
-    labels = {
-        **template.metadata.labels,
-        LABEL_STUDY: label_value(study.metadata.name),
-        LABEL_ROUND: label_value(trial.spec.round_ref.name),
-        LABEL_TRIAL: label_value(trial.metadata.name),
-        LABEL_POD_OF: str(attempt),
-    }
+    _expose_metrics(c)
+    labels = {**template.metadata.labels, **_trial_labels(study, trial, attempt)}
     if queue:
         labels[LABEL_QUEUE] = queue
     annotations = {**template.metadata.annotations, **SCRAPE_ANNOTATIONS}
@@ -131,6 +120,24 @@ def render_pod(study: Study, trial: Trial, pod_name: str, attempt: int, queue: s
         },
         "spec": spec,
     }
+
+
+POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+"""A pod template's securityContext when it gives none."""
+
+
+def _set_env(container: dict[str, Any], ours: dict[str, str]) -> None:
+    """The trial's variables in `container`, replacing any of the same name the template set."""
+    container["env"] = [e for e in container.get("env", []) if e.get("name") not in ours] + [
+        {"name": k, "value": v} for k, v in ours.items()
+    ]
+
+
+def _expose_metrics(container: dict[str, Any]) -> None:
+    """The SDK's metrics port on `container`, unless the template declares it already."""
+    ports = container.setdefault("ports", [])
+    if not any(p.get("containerPort") == METRICS_PORT for p in ports):
+        ports.append({"name": "kt-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
 
 
 SCRAPE_ANNOTATIONS = {
@@ -174,7 +181,7 @@ def render_workload(study: Study, trial: Trial, workload: Workload, name: str, a
     for t in pod_templates(workload.api_version, workload.kind, spec):
         template = t.template  # a reference into `spec`: edited in place
         pod_spec = template.setdefault("spec", {})
-        pod_spec.setdefault("securityContext", {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
+        pod_spec.setdefault("securityContext", copy.deepcopy(POD_SECURITY))
         meta = template.setdefault("metadata", {})
         is_primary = t.path == primary
         meta["labels"] = {**(meta.get("labels") or {}), **labels, LABEL_ROLE: "primary" if is_primary else "replica"}
@@ -182,15 +189,11 @@ def render_workload(study: Study, trial: Trial, workload: Workload, name: str, a
             meta["annotations"] = {**(meta.get("annotations") or {}), **SCRAPE_ANNOTATIONS}
         trainer = training_container_name(workload, template)
         for c in [*(pod_spec.get("initContainers") or []), *pod_spec["containers"]]:
-            c["env"] = [e for e in c.get("env", []) if e.get("name") not in ours] + [
-                {"name": k, "value": v} for k, v in ours.items()
-            ]
+            _set_env(c, ours)
         c = _container_named(pod_spec["containers"], trainer)
         c.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
         if is_primary:
-            ports = c.setdefault("ports", [])
-            if not any(p.get("containerPort") == METRICS_PORT for p in ports):
-                ports.append({"name": "kt-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
+            _expose_metrics(c)
     kind = workload.kind_info()
     if queue and kind is not None and kind.suspend is not None:
         node = spec
