@@ -85,6 +85,9 @@ class OperatorConfig:
     _analyzed: dict[tuple[str, str], float] = field(default_factory=dict)
     _expected: dict[tuple[str, str, str], tuple[float, str, Any, frozenset[str]]] = field(default_factory=dict)
     _not_before: dict[tuple[str, str, str], float] = field(default_factory=dict)  # failed passes' back-off
+    workloads: "workloads.WorkloadStore" = field(default_factory=lambda: workloads.WorkloadStore())
+    """Trials' Jobs, JobSets, ... as the watches last saw them (workload_handlers.py)."""
+    watched_kinds: set[tuple[str, str]] | None = None  # the workload kinds watched: (apiVersion, kind)
     sweepers: list[Any] = field(default_factory=list)  # asyncio tasks that queue the safety net's keys (sweep.py)
 
     def __post_init__(self) -> None:
@@ -253,7 +256,7 @@ def _owner(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
 def _forbidden(cfg: "OperatorConfig", body: Mapping[str, Any], patch: kopf.Patch, e: Forbidden,
                post: Any) -> kopf.TemporaryError:
     """A 403 is a configuration problem: say so on the object (Ready=False/Forbidden, logged
-    once), in a Warning Event (kopf posts none for timers), and retry slowly instead of every
+    once) and in a Warning Event; the error returned says when to retry: slowly, not every
     few seconds."""
     _set_ready_false(patch, _plain(body), "Forbidden", str(e), cfg.clock())
     post(body, reason="Forbidden", message=str(e))
@@ -482,21 +485,18 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
             _pass(cfg, key, raw)
         except Forbidden as e:
             patch = kopf.Patch()
-            _forbidden(cfg, raw, patch, e, post=functools.partial(_post_warning, cfg))
+            slow = _forbidden(cfg, raw, patch, e, post=functools.partial(_post_warning, cfg))
             try:
                 _apply(cfg, key, raw, patch)
             except ApiException:
                 pass  # may not even write the status: the log line said it
-            return cfg.back_off(key, cfg.forbidden_retry_seconds)
+            return cfg.back_off(key, float(slow.delay or cfg.forbidden_retry_seconds))
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
             if _unavailable(e):
                 log.warning("%s %s/%s: the API server is unavailable (%s); retrying in 5 s", *key, _short(e))
                 return cfg.back_off(key, 5.0)
             log.error("%s %s/%s: the API server refused a call: %s; retrying in %g s", *key, e, cfg.backoff_seconds)
             return cfg.back_off(key, cfg.backoff_seconds)
-        except kopf.TemporaryError as e:
-            log.warning("%s %s/%s: %s; retrying in %g s", *key, e, e.delay or 5.0)
-            return cfg.back_off(key, float(e.delay or 5.0))
     return None
 
 
@@ -591,10 +591,8 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             ended = end_trial(t.status.model_copy(deep=True), why, now)
             cfg.kube.patch_custom_status("trials", namespace, trial_name,
                                          merge_patch(_status_dict(t.status), _status_dict(ended)))
-            if t.status.pod_name and trial_workload(study, rnd) is not None:  # a Job, JobSet, ...: all its pods
-                workloads.stop(cfg, namespace, trial_workload(study, rnd), t.status.pod_name)  # type: ignore[arg-type]
-            elif t.status.pod_name:
-                cfg.kube.delete_pod(namespace, t.status.pod_name, cfg.stop_grace_seconds)
+            if t.status.pod_name:
+                _stop_run(cfg, namespace, trial_workload(study, rnd), t.status.pod_name)
     status = plan.status
     if cfg.analysis_due(namespace, name, status.analysis is None or status.phase in FINISHED_ROUND):
         status.analysis = cfg.analyses.of(study, rnd, trials)
@@ -669,10 +667,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     if plan.status.phase in FINISHED:
         cfg.done_polling(namespace, name)
     if plan.delete_pod:
-        if wl is not None:
-            workloads.stop(cfg, namespace, wl, plan.delete_pod)
-        else:
-            cfg.kube.delete_pod(namespace, plan.delete_pod, cfg.stop_grace_seconds)
+        _stop_run(cfg, namespace, wl, plan.delete_pod)
     if plan.create_pod and wl is not None:
         trial.status = plan.status
         try:
@@ -696,6 +691,14 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
     plan.status.conditions = kstatus.trial_conditions(plan.status.conditions, plan.status.phase, plan.status.message,
                                                       now, trial.metadata.generation, plan.status.reason)
     _write_status(patch, raw.get("status"), plan.status)
+
+
+def _stop_run(cfg: OperatorConfig, namespace: str, wl: Any, name: str) -> None:
+    """Stop what runs a trial, gracefully: its pod, or its workload (a Job, JobSet, ...) with all its pods."""
+    if wl is not None:
+        workloads.stop(cfg, namespace, wl, name)
+    else:
+        cfg.kube.delete_pod(namespace, name, cfg.stop_grace_seconds)
 
 
 def _pod_trial_view(cfg: OperatorConfig, namespace: str, trial: Trial, study: Study,

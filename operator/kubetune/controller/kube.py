@@ -93,6 +93,7 @@ class Kube:
     client: kubernetes.client.ApiClient
     limiter: RateLimiter | None = None
     calls: Counter = field(default_factory=Counter)  # by verb and resource: what the benchmark counts
+    _discovered: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)  # resource_for's
 
     def _call(self, verb: str, resource: str) -> None:
         with _COUNTING:
@@ -191,7 +192,7 @@ class Kube:
         not serve it: its CRD is not installed. Found plurals are kept; a miss is asked again
         after 30 s (someone may be installing the CRD)."""
         key = (api_version, kind)
-        cache: dict[tuple[str, str], tuple[float, str | None]] = self.__dict__.setdefault("_discovered", {})
+        cache = self._discovered
         found = cache.get(key)
         if found is not None and (found[1] is not None or time.monotonic() - found[0] < 30.0):
             return found[1]

@@ -85,21 +85,12 @@ class WorkloadStore:
             return (self._by_trial.get((namespace, trial)) or {}).get((kind, name))
 
 
-def store(cfg: Any) -> WorkloadStore:
-    """The operator's store of workloads (made on first use)."""
-    found = getattr(cfg, "workloads", None)
-    if found is None:
-        found = WorkloadStore()
-        cfg.workloads = found  # OperatorConfig is another session's: the store rides on it as an attribute
-    return found  # type: ignore[no-any-return]
-
-
 def register(registry: kopf.OperatorRegistry, cfg: Any, kinds: tuple[WatchedKind, ...] | None = None) -> None:
     """Watch every enabled workload kind's objects that belong to trials: each change goes into
     the store and queues the trial's pass (a Job's Complete condition comes after its pod's
     last event). Kinds whose CRD is not installed are said at start-up."""
     kinds = enabled_kinds() if kinds is None else kinds
-    workloads = store(cfg)
+    workloads = cfg.workloads
     cfg.watched_kinds = {(k.api_version, k.kind) for k in kinds}
 
     for k in kinds:
@@ -135,7 +126,7 @@ def register(registry: kopf.OperatorRegistry, cfg: Any, kinds: tuple[WatchedKind
 
 def unavailable(cfg: Any, workload: Workload) -> tuple[str, str] | None:
     """Why the operator cannot run this workload kind, as (reason, message), or None."""
-    watched = getattr(cfg, "watched_kinds", None)
+    watched = cfg.watched_kinds
     if watched is not None and (workload.api_version, workload.kind) not in watched:
         return ("WorkloadKindNotEnabled",
                 f"the operator does not watch {workload.kind} ({workload.api_version}): add it to `workloads` in the "
@@ -150,19 +141,14 @@ def unavailable(cfg: Any, workload: Workload) -> tuple[str, str] | None:
 def current(cfg: Any, namespace: str, trial: Trial, workload: Workload) -> dict[str, Any] | None:
     """The trial's workload as the watch last saw it: the one its status names, or the one an
     operator stopped before recording it would have created (same deterministic name)."""
-    workloads = store(cfg)
     if trial.status.pod_name:
-        found = workloads.get(namespace, trial.metadata.name, workload.kind, trial.status.pod_name)
-        if found is not None:
-            return found
-    if not trial.status.pod_name:
-        attempt = max(trial.status.attempts, 1)
-        found = workloads.get(namespace, trial.metadata.name, workload.kind, pod_name(trial.metadata.name, attempt))
-        if found is not None:
-            trial.status.attempts, trial.status.pod_name = attempt, found["metadata"]["name"]
-            trial.status.phase = trial.status.phase or "Pending"
-        return found
-    return None
+        return cfg.workloads.get(namespace, trial.metadata.name, workload.kind, trial.status.pod_name)
+    attempt = max(trial.status.attempts, 1)
+    found = cfg.workloads.get(namespace, trial.metadata.name, workload.kind, pod_name(trial.metadata.name, attempt))
+    if found is not None:
+        trial.status.attempts, trial.status.pod_name = attempt, found["metadata"]["name"]
+        trial.status.phase = trial.status.phase or "Pending"
+    return found
 
 
 def observe(cfg: Any, namespace: str, trial: Trial, study: Study, rnd: Any, workload: Workload,
@@ -191,6 +177,6 @@ def stop(cfg: Any, namespace: str, workload: Workload, name: str) -> None:
     if plural is None:
         return
     kind = workload.kind_info()
-    if kind in (JOB, JOBSET) and kind is not None and kind.suspend is not None:
+    if kind in (JOB, JOBSET) and kind.suspend is not None:  # type: ignore[union-attr]
         cfg.kube.patch_object(workload.api_version, plural, namespace, name, {"spec": {"suspend": True}})
     cfg.kube.delete_object(workload.api_version, plural, namespace, name, cfg.stop_grace_seconds)
