@@ -106,12 +106,7 @@ def register(registry: kopf.OperatorRegistry, cfg: Any) -> None:
             rnd = Round.model_validate(raw)
         except pydantic.ValidationError:
             return  # an invalid Round never ran a trial
-        trials = []
-        for t in list(trial_index.get((namespace, name), ())):
-            try:
-                trials.append(Trial.model_validate(copy.deepcopy(dict(t))))
-            except pydantic.ValidationError:
-                continue
+        trials = cfg.trials.of(list(trial_index.get((namespace, name), ())))  # parsed already by the passes
         if not trials and rnd.status.archive is None:
             return
         try:
