@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import kubernetes
 
@@ -43,10 +43,14 @@ def _condition(type: str, reason: str, message: str = "") -> dict[str, Any]:
 
 
 class Loop:
-    """A sync function called every `interval` seconds in a thread; errors are recorded."""
+    """A stand-in controller: its `_sync` called every `interval` seconds in a thread, with the
+    clients it needs for `namespace`; errors are recorded."""
 
-    def __init__(self, sync: Callable[[], None], interval: float = 0.2):
-        self.sync, self.interval = sync, interval
+    def __init__(self, client: Any, namespace: str, interval: float = 0.2):
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.batch = kubernetes.client.BatchV1Api(client)
+        self.namespace, self.interval = namespace, interval
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -62,13 +66,16 @@ class Loop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.sync()
+                self._sync()
             except kubernetes.client.ApiException as e:
                 if e.status not in (404, 409):  # raced with a delete or another write: next pass
                     self._error(f"{e.status} {str(e.body)[:300]}")
             except Exception as e:  # noqa: BLE001 - recorded for the test's message
                 self._error(f"{type(e).__name__}: {str(e)[:300]}")
             self._stop.wait(self.interval)
+
+    def _sync(self) -> None:
+        raise NotImplementedError
 
     def _error(self, text: str) -> None:
         if text not in self.errors[-3:]:
@@ -77,10 +84,7 @@ class Loop:
 
 class JobSetController(Loop):
     def __init__(self, client: Any, namespace: str):
-        super().__init__(self._sync)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.batch = kubernetes.client.BatchV1Api(client)
-        self.namespace = namespace
+        super().__init__(client, namespace)
         self.restarted: list[str] = []
 
     def _sync(self) -> None:
@@ -140,12 +144,6 @@ class JobSetController(Loop):
 
 
 class PyTorchJobController(Loop):
-    def __init__(self, client: Any, namespace: str):
-        super().__init__(self._sync)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.core = kubernetes.client.CoreV1Api(client)
-        self.namespace = namespace
-
     def _sync(self) -> None:
         for pj in self.custom.list_namespaced_custom_object(*PYTORCHJOB[:2], self.namespace, PYTORCHJOB[2])["items"]:
             if not pj["metadata"].get("deletionTimestamp") and not _true(pj, "Succeeded", "Failed"):
@@ -212,9 +210,8 @@ class Kueue(Loop):
              "PyTorchJob": (*PYTORCHJOB, ("runPolicy", "suspend"))}
 
     def __init__(self, client: Any, namespace: str, capacity: int = 1):
-        super().__init__(self._sync)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.namespace, self.capacity = namespace, capacity
+        super().__init__(client, namespace)
+        self.capacity = capacity
         self.admitted: dict[tuple[str, str], bool] = {}  # (kind, name) -> still holds quota
         self.admissions: list[str] = []
         self.peak = 0
@@ -254,12 +251,6 @@ class TrainJobController(Loop):
     """A made-up kind's controller: `spec.worker.replicas` pods from `spec.worker.template`;
     status.state Running, then Done when pod 0 succeeds or Error when it fails (no
     conditions: kubetune reads it through the Study's CEL rules)."""
-
-    def __init__(self, client: Any, namespace: str):
-        super().__init__(self._sync)
-        self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.core = kubernetes.client.CoreV1Api(client)
-        self.namespace = namespace
 
     def _sync(self) -> None:
         for tj in self.custom.list_namespaced_custom_object(*TRAINJOB[:2], self.namespace, TRAINJOB[2])["items"]:

@@ -73,7 +73,9 @@ async def test_a_pass_that_asks_to_be_retried_runs_again_later_and_a_crash_does_
     assert "after" not in calls
 
 
-async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_it():
+def _held_queue() -> tuple[WorkQueue, list[str], threading.Event]:
+    """A queue with one worker that holds each pass until `gate` is set, and the keys in the
+    order their passes ran."""
     order: list[str] = []
     gate = threading.Event()
 
@@ -82,7 +84,11 @@ async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_i
         order.append(key)
         return None
 
-    q = WorkQueue(process, workers=1)
+    return WorkQueue(process, workers=1), order, gate
+
+
+async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_it():
+    q, order, gate = _held_queue()
     await q.start()
     try:
         q.add("busy")  # holds the only worker while the sweep and the event arrive
@@ -103,15 +109,7 @@ async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_i
 
 
 async def test_a_sweeps_key_still_waiting_at_the_next_sweep_is_not_starved_by_events():
-    order: list[str] = []
-    gate = threading.Event()
-
-    def process(key):
-        gate.wait(2)
-        order.append(key)
-        return None
-
-    q = WorkQueue(process, workers=1)
+    q, order, gate = _held_queue()
     await q.start()
     try:
         q.add("busy")
