@@ -6,6 +6,7 @@ by Helm) skip, with one line saying why, when they only have envtest."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -42,3 +43,16 @@ def k8s() -> Iterator[Cluster]:
         yield Cluster(client, kubernetes.client.VersionApi(client).get_code(_request_timeout=5), envtest=True)
     finally:
         server.stop()
+
+
+def apply_and_finish(custom: Any, ns: str, study: dict, rnd: dict, timeout: float = 900) -> dict:
+    """Create `study` and `rnd` as a user would and wait for the Round to end; the Round as it ended."""
+    custom.create_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "studies", study)
+    custom.create_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "rounds", rnd)
+    deadline, obj = time.time() + timeout, {}
+    while time.time() < deadline:
+        obj = custom.get_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "rounds", rnd["metadata"]["name"])
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            break
+        time.sleep(5)
+    return obj

@@ -14,6 +14,8 @@ import yaml
 from kubetune.api.crdgen import crd_by_kind
 from kubetune.api.validation import _schemas, extension_problems, foreign, problems
 
+from .conftest import apply_and_finish
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -122,17 +124,8 @@ def test_a_round_runs_on_the_cluster_and_deleting_the_study_cleans_up(k8s, crds_
     rnd["spec"]["studyRef"]["name"] = study["metadata"]["name"]
     rnd["spec"]["budget"] = {"maxTrials": 4, "parallelism": 2}
     rnd["spec"].pop("reruns", None)
-    custom.create_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "studies", study)
-    custom.create_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "rounds", rnd)
-    deadline = time.time() + 900
-    phase = None
-    while time.time() < deadline:
-        obj = custom.get_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "rounds", rnd["metadata"]["name"])
-        phase = (obj.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            break
-        time.sleep(5)
-    assert phase == "Succeeded", obj.get("status")
+    obj = apply_and_finish(custom, ns, study, rnd)
+    assert (obj.get("status") or {}).get("phase") == "Succeeded", obj.get("status")
     out = subprocess.run(["kubectl", "get", "tuning", "-n", ns], capture_output=True, text=True)
     assert rnd["metadata"]["name"] in out.stdout
     custom.delete_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "studies", study["metadata"]["name"])

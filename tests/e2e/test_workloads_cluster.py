@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import apply_and_finish
 from .test_cluster import crds_installed  # noqa: F401 - the fixture, applied once per module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,17 +37,9 @@ def test_a_job_round_runs_on_the_cluster_and_deleting_the_study_removes_the_jobs
     image = os.environ.get("KUBETUNE_E2E_TRIAL_IMAGE")
     if image:
         study["spec"]["workload"]["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    custom.create_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "studies", study)
-    custom.create_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "rounds", rnd)
     label = f"kubetune.io/round={rnd['metadata']['name']}"
-    deadline, phase, obj = time.time() + 900, None, {}
-    while time.time() < deadline:
-        obj = custom.get_namespaced_custom_object("kubetune.io", "v1alpha1", ns, "rounds", rnd["metadata"]["name"])
-        phase = (obj.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            break
-        time.sleep(5)
-    assert phase == "Succeeded", obj.get("status")
+    obj = apply_and_finish(custom, ns, study, rnd)
+    assert (obj.get("status") or {}).get("phase") == "Succeeded", obj.get("status")
     trials = {t["metadata"]["name"]: t for t in custom.list_namespaced_custom_object(
         "kubetune.io", "v1alpha1", ns, "trials", label_selector=label)["items"]}
     jobs = batch.list_namespaced_job(ns, label_selector=label).items
