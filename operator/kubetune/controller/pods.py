@@ -5,7 +5,7 @@ from typing import Any, Mapping
 
 from ..api.workload import INDEX_LABELS, Kind, Workload, evaluate
 from ..core.trial_plan import PodView
-from ..workload import LABEL_ROLE
+from ..workload import LABEL_QUEUE, LABEL_ROLE
 
 
 def pod_view(pod: Mapping[str, Any], container: str) -> PodView:
@@ -105,7 +105,7 @@ def workload_view(obj: Mapping[str, Any], pods: list[Mapping[str, Any]], workloa
     alive = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     running = [p for p in alive if (p.get("status") or {}).get("phase") == "Running"]
     if _suspended(obj, kind):
-        queue = (meta.get("labels") or {}).get("kueue.x-k8s.io/queue-name")
+        queue = (meta.get("labels") or {}).get(LABEL_QUEUE)
         why = f" in queue {queue}" if queue else ""
         return PodView(name=name, phase="Pending", queued=True,
                        message=f"queued: {workload.kind} {name} waits for Kueue to admit it{why}")
