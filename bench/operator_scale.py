@@ -411,7 +411,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per level at most")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))
     ap.add_argument("--profile", action="store_true",
-                    help="sample the operator with py-spy (collapsed stacks in WORKDIR/LEVEL/profile.txt)")
+                    help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     a = ap.parse_args()
     why = missing()
