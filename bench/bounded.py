@@ -1,15 +1,15 @@
 """Bounded objects and flat memory over a 10,000-trial Round (issue #24).
 
 A Round grows to 10,000 finished trials in steps. The trials are held as the operator
-holds them: their bodies (kopf's index) and the typed Trials parsed from them once per
-resourceVersion (controller.trial_models). After each step the operator's Round pass
+holds them: kopf's trial index keeps a finished Trial parsed, its curve packed, instead of
+its body (controller.trial_models.settle). After each step the operator's Round pass
 runs PASSES times as the operator runs it (`plan_round`, suggesting the next trials with
 the Round's kept Suggester, TPE here), then the Round's analysis once through the
 operator's AnalysisCache (the operator recomputes a running Round's analysis at most
 every 10 s; the analysis of a step is what one of those runs costs). Per step it prints:
 
 - RSS: the process's resident memory;
-- trials MB: what the trials themselves take (bodies and parsed Trials), summed over the
+- trials MB: what the trials themselves take (as the index holds them), summed over the
   steps: RSS after the step's trials arrived less RSS before;
 - kept MB: what the operator keeps besides the trials, summed over the steps: RSS after
   the passes and the analysis less RSS before them (sampler studies, caches);
@@ -107,7 +107,7 @@ def main() -> None:
     study, rnd = objects(args.trials)
     analyses, models = AnalysisCache(), TrialModels()
     rng = random.Random(0)
-    bodies: list[dict] = []  # kopf's index of the Round's Trials
+    bodies: list = []  # kopf's index of the Round's Trials: finished ones settled
     lines = [f"bounded objects and memory over a {args.trials}-trial Round ({PASSES} plan_round passes with TPE "
              "and one analysis per step)",
              f"{'trials':>7}{'RSS MB':>8}{'trials MB':>11}{'kept MB':>9}{'pass s':>8}{'analysis s':>12}"
@@ -127,8 +127,7 @@ def main() -> None:
             body = finished(made(len(bodies), rng), rng).wire()
             body["metadata"]["resourceVersion"] = str(len(bodies) + 1)
             biggest = max(biggest, size(body))
-            bodies.append(body)
-        models.of(bodies)  # parsed as the operator's first pass after they changed parses them
+            bodies.append(models.settle(body))  # as kopf's trial index keeps a finished Trial
         gc.collect()
         own += rss_mb() - before
         before = rss_mb()

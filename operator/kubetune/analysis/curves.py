@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..api import Parameter, Trial
+from ..api.trial import curve_pairs, last_step
 from ..core.round_plan import phase_of
 from .model import CurveFinding, CurveSummary
 from .regions import region
@@ -19,7 +20,7 @@ STILL = 0.05  # progress over the last 20% of the points, as a share of the curv
 
 def _points(trial: Trial) -> list[tuple[int, float]]:
     """The curve's finite points by step (a diverged curve's NaN and inf are not values)."""
-    return sorted((p.step, p.value) for p in trial.status.curve if math.isfinite(p.value))
+    return sorted((s, v) for s, v in curve_pairs(trial.status.curve) if math.isfinite(v))
 
 
 def _late_changes(y: np.ndarray) -> np.ndarray | None:
@@ -135,7 +136,7 @@ def step_findings(trials: list[Trial], max_steps: int) -> list[CurveFinding]:
     reaches, without any error: this says so."""
     fix = (f"set spec.maxSteps to the step the training ends at, or train for KUBETUNE_MAX_STEPS "
            f"steps (now {max_steps})")
-    last = {t.metadata.name: max([p.step for p in t.status.curve] + [t.status.last_step or 0]) for t in trials}
+    last = {t.metadata.name: last_step(t.status) for t in trials}
     if last and max(last.values()) > max_steps:
         name = max(last, key=last.__getitem__)
         return [CurveFinding(trial=name, finding="stepsBeyondMaxSteps", message=(

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 
 from ..api import Trial
+from ..api.trial import curve_pairs
+from ..api.trial import last_step as reached
 from ..core.round_plan import phase_of
 
 COUNTED = ("Succeeded", "EarlyStopped")
@@ -50,7 +52,7 @@ class Evidence:
 
 
 def last_step(t: Trial) -> int:
-    return max([p.step for p in t.status.curve] + [t.status.last_step or 0])
+    return reached(t.status)
 
 
 def value_at(t: Trial, step: int | None, direction: str, strategy: str = "best") -> float | None:
@@ -58,7 +60,7 @@ def value_at(t: Trial, step: int | None, direction: str, strategy: str = "best")
     obj = t.status.objective
     if step is None or last_step(t) <= step:
         return obj if obj is not None and math.isfinite(obj) else None
-    pts = sorted((p.step, p.value) for p in t.status.curve if p.step <= step and math.isfinite(p.value))
+    pts = sorted((s, v) for s, v in curve_pairs(t.status.curve) if s <= step and math.isfinite(v))
     if not pts:
         return None
     if strategy == "last":

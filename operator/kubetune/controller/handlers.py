@@ -50,6 +50,7 @@ from . import workload_handlers as workloads
 from .pods import pod_view
 from .round_curves import RoundCurves
 from .sweep import every, rounds, unfinished_trials
+from . import trial_models
 from .trial_models import TrialModels
 from .workqueue import WorkQueue
 from .writes import Writes
@@ -118,7 +119,7 @@ class OperatorConfig:
         if found is None:
             return False
         at, index, index_key, names = found
-        seen = {e["metadata"]["name"] for e in _entries(self.indexes.get(index, {}), index_key)}
+        seen = {trial_models.name(e) for e in _entries(self.indexes.get(index, {}), index_key)}
         if names <= seen or time.monotonic() - at > 10.0:
             self._expected.pop(key, None)
             return False
@@ -191,8 +192,13 @@ FINISHED_ROUND = ("Succeeded", "Failed")
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a watched object (JSON: dicts, lists, scalars) the operator may keep.
     copy.deepcopy does the same at about four times the cost, and every event of every
-    Trial, Round and trial pod goes through here."""
-    return {k: _json_copy(v) for k, v in body.items()}
+    Trial, Round and trial pod goes through here. metadata.managedFields is left out: the
+    operator never reads it, and it is often the largest part of a pod's metadata."""
+    out = {k: _json_copy(v) for k, v in body.items() if k != "metadata"}
+    meta = body.get("metadata")
+    if meta is not None:
+        out["metadata"] = {k: _json_copy(v) for k, v in meta.items() if k != "managedFields"}
+    return out
 
 
 def _json_copy(value: Any) -> Any:
@@ -288,8 +294,12 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         return {(namespace, name): _plain(body)}
 
     @kopf.index(GROUP, VERSION, "trials", id="trial_index", registry=registry)
-    async def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
-        return {(namespace, (spec.get("roundRef") or {}).get("name")): _plain(body)}
+    async def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict:
+        """A finished Trial is kept parsed, not as its body (trial_models): one form of each."""
+        entry = _plain(body)
+        if status.get("phase") in FINISHED:
+            entry = cfg.trials.settle(entry)
+        return {(namespace, (spec.get("roundRef") or {}).get("name")): entry}
 
     @kopf.index(GROUP, VERSION, "trials", id="trial_name_index", registry=registry)
     async def trial_name_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
@@ -407,8 +417,9 @@ def _current(cfg: OperatorConfig, key: tuple[str, str, str]) -> dict[str, Any] |
         raw = _one(cfg.indexes["round_name_index"], (namespace, name))
     else:
         round_name = _one(cfg.indexes["trial_name_index"], (namespace, name))
-        raw = next((t for t in _entries(cfg.indexes["trial_index"], (namespace, round_name))
-                    if t["metadata"]["name"] == name), None) if round_name is not None else None
+        entry = next((t for t in _entries(cfg.indexes["trial_index"], (namespace, round_name))
+                      if trial_models.name(t) == name), None) if round_name is not None else None
+        raw = trial_models.body(entry) if entry is not None else None
     raw = raw if raw is not None else cfg.writes.unseen(key)  # created by a pass, not in the watch yet
     return cfg.writes.fresh(key, raw) if raw is not None else None
 
@@ -561,7 +572,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         owner = _owner(study_raw, "Study")
         owner["controller"] = False  # the user owns the Round's spec; the Study only cascades deletion
         patch.meta["ownerReferences"] = [*refs, owner]
-    trials = cfg.trials.of(cfg.writes.fresh(("Trial", namespace, t["metadata"]["name"]), t)
+    trials = cfg.trials.of(cfg.writes.fresh(("Trial", namespace, trial_models.name(t)), t, trial_models.version(t))
                            for t in _entries(trial_index, (namespace, name)))  # a Trial's own last write counts
     try:
         plan = plan_round(study, rnd, trials, now, taken=others)

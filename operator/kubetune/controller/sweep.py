@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..api import FINISHED
+from . import trial_models
 
 Key = tuple[str, str, str]
 
@@ -24,9 +25,9 @@ Key = tuple[str, str, str]
 def unfinished_trials(indexes: Mapping[str, Any]) -> Iterator[Key]:
     """The keys of the Trials in kopf's trial index that are not finished."""
     for (namespace, _round), store in list(indexes.get("trial_index", {}).items()):
-        for body in list(store):
-            if ((body.get("status") or {}).get("phase")) not in FINISHED:
-                yield ("Trial", namespace, body["metadata"]["name"])
+        for entry in list(store):
+            if trial_models.phase(entry) not in FINISHED:
+                yield ("Trial", namespace, trial_models.name(entry))
 
 
 def rounds(indexes: Mapping[str, Any]) -> Iterator[Key]:

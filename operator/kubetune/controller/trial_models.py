@@ -7,9 +7,11 @@ write, so a parse is reused exactly while the object is unchanged. The core neve
 mutates a Trial it is given (it copies a status before changing it), which is what
 makes sharing the parsed objects safe.
 
-A parsed Trial is kept for as long as its object exists, so it is kept small: every point of a
-curve (200 per finished Trial) shares one set of the fields it sets, instead of a set of its
-own each (pydantic's default; 216 of the ~500 bytes a point takes, ~40 KB of a Trial).
+A finished Trial is held in one form only: kopf's trial index keeps its parse instead of
+its body (`settle`, called by the index), so the 10,000 Trials of a long Round are not
+held twice; a parse keeps its curve packed (api.trial.PackedCurve). Index entries are
+therefore bodies (unfinished Trials, and Trials that do not parse) or Trials; `name`,
+`phase`, `version` and `body` read either.
 
 A Trial that does not parse (made by hand, with parameters no Round samples: the
 schema lets any parameter value through, the model does not) is left out, with one
@@ -30,19 +32,30 @@ from ..memo import Memo
 log = logging.getLogger("kubetune")
 
 
-_POINT_FIELDS = {"step", "value"}  # shared by every curve point: never changed in place (both fields are required)
+Entry = Mapping[str, Any] | Trial  # what kopf's trial index holds for one Trial
 
 
-def _compact(trial: Trial) -> Trial:
-    for point in trial.status.curve:
-        if point.__pydantic_fields_set__ == _POINT_FIELDS:
-            object.__setattr__(point, "__pydantic_fields_set__", _POINT_FIELDS)
-    return trial
+def name(entry: Entry) -> str:
+    return entry.metadata.name if isinstance(entry, Trial) else entry["metadata"]["name"]
+
+
+def phase(entry: Entry) -> str | None:
+    return entry.status.phase if isinstance(entry, Trial) else (entry.get("status") or {}).get("phase")
+
+
+def version(entry: Entry) -> str | None:
+    meta = (entry.metadata.model_extra or {}) if isinstance(entry, Trial) else (entry.get("metadata") or {})
+    return meta.get("resourceVersion")
+
+
+def body(entry: Entry) -> dict[str, Any]:
+    """The object as a pass reads it: the index's body, or a settled Trial written out again."""
+    return entry.wire() if isinstance(entry, Trial) else entry  # type: ignore[return-value]
 
 
 def _parsed(body: Mapping[str, Any]) -> Trial | None:
     try:
-        return _compact(Trial.model_validate(body))
+        return Trial.model_validate(body)
     except pydantic.ValidationError as e:
         meta = body.get("metadata") or {}
         log.warning("Trial %s/%s is left out: it is not a valid Trial (%s)", meta.get("namespace"), meta.get("name"),
@@ -54,9 +67,12 @@ class TrialModels:
     def __init__(self) -> None:
         self._memo: Memo[Trial | None] = Memo()  # keyed by (namespace, name), fingerprint: resourceVersion
 
-    def of(self, bodies: Iterable[Mapping[str, Any]]) -> list[Trial]:
+    def of(self, entries: Iterable[Entry]) -> list[Trial]:
         out = []
-        for body in bodies:
+        for body in entries:
+            if isinstance(body, Trial):  # settled in the index
+                out.append(body)
+                continue
             meta = body.get("metadata") or {}
             version = meta.get("resourceVersion")
             if not version:  # nothing tells a change apart: parse it every time
@@ -67,6 +83,18 @@ class TrialModels:
             if trial is not None:
                 out.append(trial)
         return out
+
+    def settle(self, body: Mapping[str, Any]) -> Entry:
+        """What the index keeps of a finished Trial: its parse (taken over from the passes'
+        cache, which then lets it go), or the body itself when it does not parse."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        version = meta.get("resourceVersion")
+        trial = self._memo.get(key, version, lambda: _parsed(body)) if version else _parsed(body)
+        if trial is None:
+            return body  # its parse (None) stays in the cache: one warning per version
+        self._memo.forget(key)
+        return trial
 
     def forget(self, namespace: str, name: str) -> None:
         self._memo.forget((namespace, name))

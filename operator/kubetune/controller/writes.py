@@ -21,16 +21,21 @@ from collections.abc import Hashable
 from typing import Any, Mapping
 
 
+_OF_SEEN = object()
+
+
 class Writes:
     def __init__(self) -> None:
         self._last: dict[Hashable, tuple[str, str, dict[str, Any]]] = {}  # key -> (rv before, rv after, object)
         self._created: dict[Hashable, dict[str, Any]] = {}  # key -> the create's answer, until the watch has it
         self._lock = threading.Lock()
 
-    def fresh(self, key: Hashable, seen: dict[str, Any]) -> dict[str, Any]:
+    def fresh(self, key: Hashable, seen: Any, version: str | None | object = _OF_SEEN) -> Any:
         """The newest copy of the object: `seen` (the index's), or what our last write
-        returned when the index still holds the version that write replaced."""
-        version = (seen.get("metadata") or {}).get("resourceVersion")
+        returned when the index still holds the version that write replaced. `version` is
+        seen's resourceVersion where seen is not a body (a Trial the index keeps parsed)."""
+        if version is _OF_SEEN:
+            version = (seen.get("metadata") or {}).get("resourceVersion")
         with self._lock:
             last = self._last.get(key)
             if last is None:

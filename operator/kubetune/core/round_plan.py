@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..api import FINISHED, Round, Study, Trial, TrialSpec
 from ..api.common import ObjectMeta, ObjectRef, get_condition, rfc3339, set_condition
 from ..api.round import BestTrial, RoundStatus, TrialCounts
+from ..api.trial import curve_pairs
 from ..memo import Memo
 from ..sampling import Observation, Suggester
 from ..space import SearchSpace, check_names, effective_parameters
@@ -90,9 +91,8 @@ def observations(trials: list[Trial]) -> list[Observation]:
 def _last_point(t: Trial) -> tuple[tuple[int, float], ...]:
     """The last finite point of a trial's curve: all a sampler reads of it (a Round's history
     holds one per trial, not every curve)."""
-    finite = [p for p in t.status.curve if math.isfinite(p.value)]
-    last = max(finite, key=lambda p: p.step, default=None)
-    return ((last.step, last.value),) if last else ()
+    last = max(((s, v) for s, v in curve_pairs(t.status.curve) if math.isfinite(v)), key=lambda p: p[0], default=None)
+    return (last,) if last else ()
 
 
 def round_key(namespace: str | None, name: str) -> str:

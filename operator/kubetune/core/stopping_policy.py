@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Sequence
 
 from ..api import Trial
-from ..api.trial import CurvePoint, StopReason, TrialStatus
+from ..api.trial import CurvePoint, PackedCurve, StopReason, TrialStatus
 from ..stopping import CurveFitRule, MedianRule
 from .settings import RoundSettings
 
@@ -23,8 +23,10 @@ its status object. Curves are replaced, never edited in place (trial_plan merges
 new list); an entry is also rebuilt when its list is another or has another length."""
 
 
-def _peer_points(status: TrialStatus) -> list[tuple[int, float]]:
+def _peer_points(status: TrialStatus) -> Sequence[tuple[int, float]]:
     key, curve = id(status), status.curve
+    if isinstance(curve, PackedCurve):  # a parsed Trial's: (step, value) pairs already
+        return curve
     hit = _CONVERTED.get(key)
     if hit is not None and hit[0]() is status and hit[1] is curve and hit[2] == len(curve):
         return hit[3]
