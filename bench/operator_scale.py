@@ -214,6 +214,8 @@ def queue_waits(port: int) -> dict[str, tuple[float, float]]:
         if line.startswith("kubetune_workqueue_queue_duration_seconds_bucket{"):
             labels, value = line.rsplit(" ", 1)
             kind = labels.split('kind="')[1].split('"')[0]
+            if 'priority="' in labels:
+                kind += " " + labels.split('priority="')[1].split('"')[0]
             le = labels.split('le="')[1].split('"')[0]
             buckets[kind].append((float(le), float(value)))
     out = {}

@@ -130,6 +130,45 @@ async def test_a_sweeps_key_still_waiting_at_the_next_sweep_is_not_starved_by_ev
         await q.stop()
 
 
+async def test_sweep_passes_never_take_every_worker_so_an_event_starts_at_once():
+    """Hundreds of running trials are polled by sweep passes; a pod that ends meanwhile gets
+    its pass on a worker the sweeps left free, not after one of them finishes."""
+    gate, started = threading.Event(), []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def process(key):
+        with lock:
+            started.append(key)
+            running[0] += key.startswith("sweep")
+            most[0] = max(most[0], running[0])
+        if key.startswith("sweep"):
+            gate.wait(2)
+            with lock:
+                running[0] -= 1
+        return None
+
+    q = WorkQueue(process, workers=4)  # a quarter of them for sweeps: one
+    await q.start()
+    try:
+        for i in range(10):
+            q.add(f"sweep-{i}", low=True)
+        await asyncio.sleep(0.1)
+        q.add("pod-ended")
+        await asyncio.sleep(0.1)
+        assert "pod-ended" in started  # while the sweep pass still holds its worker
+        assert sum(k.startswith("sweep") for k in started) == 1
+        gate.set()
+        for _ in range(100):
+            if q.passes == 11:
+                break
+            await asyncio.sleep(0.05)
+        assert q.passes == 11 and most[0] == 1  # every sweep key ran, one at a time
+    finally:
+        gate.set()
+        await q.stop()
+
+
 async def test_the_sweep_queues_every_round_and_every_unfinished_trial_behind_events():
     from kubetune.controller.sweep import every, rounds, unfinished_trials
 

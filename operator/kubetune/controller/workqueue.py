@@ -15,7 +15,10 @@ created) and the safety net's (sweep.py: every unfinished Trial now and then, to
 Prometheus). A worker always takes an event's key first, so a sweep of thousands of
 Trials never stands between a finished trial and its successor; a key that the next sweep
 finds still waiting moves up with the events', so a flood of events never starves the
-safety net (nor the Prometheus poll it carries).
+safety net (nor the Prometheus poll it carries). Sweep keys also run on at most
+`sweep_workers` workers at once: the others stay free for events, instead of all of them
+being taken by poll passes the moment an event arrives (passes share one interpreter, so
+eight poll passes at once also made each event's pass eight times slower).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import contextvars
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,9 +40,13 @@ Process = Callable[[Hashable], "float | None"]
 
 
 class WorkQueue:
-    def __init__(self, process: Process, workers: int = 8):
-        """`workers`: passes that run at once (threads); each holds at most one API call in flight."""
+    def __init__(self, process: Process, workers: int = 8, sweep_workers: int | None = None):
+        """`workers`: passes that run at once (threads); each holds at most one API call in flight.
+        `sweep_workers`: how many of them may run sweep (low) keys at once (default: a quarter)."""
         self.process, self.workers = process, max(1, workers)
+        self.sweep_workers = max(1, min(self.workers, sweep_workers or self.workers // 4))
+        self._sweeping = 0  # sweep keys running now
+        self._deferred: deque[tuple[int, int, Hashable]] = deque()  # sweep keys taken while sweep_workers ran
         self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queued: dict[Hashable, tuple[float, int]] = {}  # key -> (when it was queued, priority)
@@ -69,7 +77,8 @@ class WorkQueue:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self._queue = self._executor = None
-        self._queued.clear(), self._running.clear(), self._again.clear()
+        self._queued.clear(), self._running.clear(), self._again.clear(), self._deferred.clear()
+        self._sweeping = 0
 
     def add(self, key: Hashable, after: float = 0.0, low: bool = False) -> None:
         """Queue `key` (now, or after `after` seconds; `low`: the safety net's, behind every
@@ -106,18 +115,32 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._queued)
 
+    def _undefer(self) -> None:
+        """A sweep worker is free: the oldest deferred sweep key still waiting goes back."""
+        while self._deferred and self._queue is not None:
+            priority, order, key = self._deferred.popleft()
+            queued = self._queued.get(key)
+            if queued is not None and queued[1] == priority:  # not taken meanwhile as an event's
+                self._queue.put_nowait((priority, order, key))
+                return
+
     async def _work(self, context: contextvars.Context) -> None:
         assert self._queue is not None and self._loop is not None
         queue, loop = self._queue, self._loop
         while True:
-            priority, _, key = await queue.get()
+            priority, order, key = await queue.get()
             queued = self._queued.get(key)
             if queued is None or queued[1] != priority:
                 continue  # a stale entry: the key was taken already, or queued again earlier
+            sweep = priority == 1
+            if sweep and self._sweeping >= self.sweep_workers:
+                self._deferred.append((priority, order, key))  # back in the queue when a sweep pass ends
+                continue
             del self._queued[key]
-            m.QUEUE_WAIT.labels(_kind(key)).observe(time.monotonic() - queued[0])
+            m.QUEUE_WAIT.labels(_kind(key), "sweep" if sweep else "event").observe(time.monotonic() - queued[0])
             m.QUEUE_DEPTH.set(len(self._queued))
             self._running.add(key)
+            self._sweeping += sweep
             again: float | None = None
             try:
                 again = await loop.run_in_executor(self._executor, context.copy().run, self.process, key)
@@ -130,6 +153,9 @@ class WorkQueue:
             finally:
                 self._running.discard(key)
                 self.passes += 1
+                if sweep:
+                    self._sweeping -= 1
+                    self._undefer()
             if key in self._again:
                 self.add(key, low=self._again.pop(key))
             elif again is not None:
