@@ -28,6 +28,7 @@ import heapq
 import http.server
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -51,12 +52,15 @@ GROUP, VERSION = "kubetune.io", "v1alpha1"
 class StandInKubelet:
     """Watches trial pods; a new pod turns Running at once and Succeeded `seconds` later,
     with the status patches a kubelet makes (phase, startTime, container states, a
-    termination message with the final metric)."""
+    termination message with the final metric). `jitter`: each pod runs `seconds` times a
+    factor drawn uniformly from [1 - jitter, 1 + jitter] (seeded): training times differ,
+    so trials that started together do not all end in the same instant."""
 
-    def __init__(self, client: Any, seconds: float, writers: int = 4):
+    def __init__(self, client: Any, seconds: float, writers: int = 4, jitter: float = 0.0):
         client.user_agent = "bench-kubelet"
         self.core = kubernetes.client.CoreV1Api(client)
-        self.seconds = seconds
+        self.seconds, self.jitter = seconds, jitter
+        self._rng = random.Random(0)
         self.added: dict[str, float] = {}  # pod -> when the watch showed it
         self.ended: dict[str, float] = {}  # pod -> when its Succeeded patch returned
         self.round_of: dict[str, str] = {}
@@ -92,7 +96,8 @@ class StandInKubelet:
                         self.added[name] = now
                         self.round_of[name] = (pod.metadata.labels or {}).get("kubetune.io/round", "")
                         self._at(now, name, "Running")
-                        self._at(now + self.seconds, name, "Succeeded")
+                        run = self.seconds * (1 + self.jitter * (2 * self._rng.random() - 1))
+                        self._at(now + run, name, "Succeeded")
                     if self._stop.is_set():
                         return
             except Exception as e:  # noqa: BLE001 - a watch ends; start again from where it was
@@ -318,7 +323,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         client = server.client()
         client.user_agent = "bench-user"
         kubernetes.client.CoreV1Api(client).create_namespace({"metadata": {"name": NS}})
-        kubelet = StandInKubelet(server.client(), a.trial_seconds).start()
+        kubelet = StandInKubelet(server.client(), a.trial_seconds, jitter=a.jitter).start()
         env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(workdir / "operator.log", "wb")
@@ -405,6 +410,9 @@ def main() -> None:
                     help="ROUNDSxPARALLEL[xTRIALS]: TRIALS per Round, else --trials-per-round")
     ap.add_argument("--trials-per-round", type=int, default=30)
     ap.add_argument("--trial-seconds", type=float, default=8.0, help="how long each stand-in pod runs")
+    ap.add_argument("--jitter", type=float, default=0.0,
+                    help="pods run trial-seconds x U(1-jitter, 1+jitter); 0: every pod of a wave ends at once "
+                         "(the worst case for successor latency: all of a wave's successors in one burst)")
     ap.add_argument("--poll", type=float, default=5.0)
     ap.add_argument("--resync", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=8)
@@ -420,7 +428,8 @@ def main() -> None:
     if why:
         raise SystemExit(f"no API server to measure against: {why}")
     print(f"# python bench/operator_scale.py {' '.join(sys.argv[1:])}")
-    print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s, poll {a.poll:g} s, "
+    print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s"
+          + (f" +-{a.jitter:.0%}" if a.jitter else " (all alike)") + f", poll {a.poll:g} s, "
           f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores")
     head = (f"{'level':>6} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
             f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11} {'Trial KB':>8} {'Round KB':>8}")
