@@ -10,6 +10,13 @@ Two moments write the archive (core/archive.py decides what goes in):
   first kind of write archived already.
 Entries of earlier writes are merged, never dropped, and the Study owns them: they go
 when the Study goes.
+
+A Round's first write and the deletion's read the Study and write its whole archive, on
+the condition that the Study did not change meanwhile. The running Round's later writes
+(every 30 s) replace only its own entry, from the Study as kopf's index holds it: a JSON
+patch that tests the entry at that position is still this Round's, then replaces it. With
+many Rounds in one Study, each of those writes read the whole Study (up to 900 KiB) and
+sent the whole archive back, and collided with the other Rounds' writes (409s).
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from kubernetes.client.rest import ApiException
 from ..api import GROUP, VERSION, Round, Study, Trial
 from ..api.common import rfc3339
 from ..api.round import ArchiveState, RoundStatus
+from ..api.study import RoundArchive
 from ..core import archive as core
 from .kube import Kube, classify
 
@@ -70,6 +78,42 @@ def write(kube: Kube, namespace: str, study_name: str, rnd: Round, trials: list[
         if e.status == 404:
             return None
         raise classify(e, "patch", "studies/status", namespace, GROUP) from None
+    return _state(study_name, rnd, entry, done)
+
+
+_NOT_HERE = object()
+
+
+def replace(kube: Kube, study_raw: dict[str, Any], rnd: Round, trials: list[Trial],
+            now: dt.datetime) -> ArchiveState | None | object:
+    """Rewrite only `rnd`'s entry of the Study's archive, found in `study_raw` (the index's
+    copy): the new state, None when the Study is gone, or _NOT_HERE when the entry is not
+    there (the first write), does not fit, or moved (the JSON patch's test failed): then
+    `write` does it from a fresh read."""
+    study = Study.model_validate(study_raw)
+    entries = study.status.archive
+    name = rnd.metadata.name
+    at = next((i for i, a in enumerate(entries) if a.round == name), None)
+    if at is None:
+        return _NOT_HERE
+    kept = core.merged(entries[at], rnd, trials)
+    entry = core.entry(rnd, kept, study.spec.objective.goal, now, core.room_for(entries, name))
+    if entry is None:
+        return _NOT_HERE  # `write` says there is no room, from a fresh read
+    ops = [{"op": "test", "path": f"/status/archive/{at}/round", "value": name},
+           {"op": "replace", "path": f"/status/archive/{at}", "value": entry.wire()}]
+    try:
+        answer = kube.json_patch_custom_status("studies", rnd.metadata.namespace or "", study.metadata.name, ops)
+    except ApiException as e:
+        if e.status == 422:  # the entry is not where the index said: the index was behind
+            return _NOT_HERE
+        raise
+    if answer is None:
+        return None
+    return _state(study.metadata.name, rnd, entry, len(core.finished(trials)))
+
+
+def _state(study_name: str, rnd: Round, entry: RoundArchive, done: int) -> ArchiveState:
     thinned = f"; curves thinned to {entry.curve_points} points" if entry.curve_points < core.CURVE_STEPS[0] else ""
     return ArchiveState(study=study_name, trials=done, phase=rnd.status.phase or "", time=entry.time,
                         message=f"{entry.trials} trials archived{thinned}" if thinned else "")
@@ -83,9 +127,11 @@ def keep(kube: Kube, study_raw: dict[str, Any] | None, rnd: Round, trials: list[
     if study_raw is None or not core.due(status.archive, trials, status.phase, now):
         return status.archive
     current = rnd.model_copy(update={"status": status})
+    done = core.finished(trials)
     try:
-        state = write(kube, rnd.metadata.namespace or "", study_raw["metadata"]["name"], current,
-                      core.finished(trials), now)
+        state = replace(kube, study_raw, current, done, now)
+        if state is _NOT_HERE:
+            state = write(kube, rnd.metadata.namespace or "", study_raw["metadata"]["name"], current, done, now)
     except ApiException as e:  # a 409: another Round of the Study archived at the same moment
         (log.info if e.status == 409 else log.warning)(
             "Round %s/%s: could not archive its results yet (%s); retrying on the next pass",

@@ -134,6 +134,21 @@ class Kube:
                 raise classify(e, "patch", f"{plural}/status", namespace, GROUP) from None
             return None
 
+    def json_patch_custom_status(self, plural: str, namespace: str, name: str,
+                                 ops: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Apply a JSON patch (RFC 6902: a list of operations, `test` ones included) to the
+        status; the object as stored (None if it is gone). A failed `test` raises a 422."""
+        self._call("patch", f"{plural}/status")
+        try:
+            return self.custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
+                GROUP, VERSION, namespace, plural, name, ops, _request_timeout=TIMEOUT,
+                _content_type="application/json-patch+json",
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise classify(e, "patch", f"{plural}/status", namespace, GROUP) from None
+            return None
+
     def patch_custom_meta(self, plural: str, namespace: str, name: str,
                           metadata: dict[str, Any]) -> dict[str, Any] | None:
         self._call("patch", plural)
