@@ -142,6 +142,34 @@ def test_pod_view_reads_the_kubelet_fields():
     assert (v.phase, v.reason, v.exit_code, v.disrupted, v.termination_message) == ("Failed", "Evicted", 137, True, "{}")
 
 
+def test_what_the_operator_keeps_of_a_trial_pod_reads_the_same_and_is_a_fraction_of_it():
+    """kopf's pod index holds every trial pod until its Trial goes (10,000 in a long Round):
+    it keeps only what the operator reads of one, and reads it the same."""
+    from kubetune.controller.pods import kept, pod_view, primary_pod
+    from kubetune.workload import render_pod
+
+    from .factories import study
+
+    s = study(template={"spec": {"containers": [{
+        "name": "train", "image": "registry.example/train:1", "command": ["python", "train.py"],
+        "env": [{"name": f"SETTING_{i}", "value": "x" * 40} for i in range(30)],
+        "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "16Gi"}}}]}})
+    t = trial(0, {"learning_rate": 0.1, "optimizer": "sgd"})
+    for gated in (False, True):
+        pod = render_pod(s, t, "r-0-a1", 1, queue="team-a" if gated else None)
+        pod["metadata"].update(uid="u-1", resourceVersion="9", creationTimestamp="2026-01-01T00:00:00Z",
+                               managedFields=[{"manager": "kubelet", "fieldsV1": {"f:status": {}}}])
+        if gated:
+            pod["spec"]["schedulingGates"] = [{"name": "kueue.x-k8s.io/admission"}]
+        pod["status"] = {"phase": "Succeeded", "startTime": "2026-01-01T00:00:05Z", "containerStatuses": [
+            {"name": "train", "state": {"terminated": {"exitCode": 0, "message": json.dumps({"val_loss": 0.1})}}}]}
+        small = kept(pod)
+        assert pod_view(small, "train") == pod_view(pod, "train")
+        assert pod_view(small, "train").queued is gated
+        assert primary_pod([small]) is not None or primary_pod([pod]) is None
+        assert len(json.dumps(small)) < len(json.dumps(pod)) / 3
+
+
 def test_a_running_trial_whose_objective_diverged_ends_infeasible_at_once():
     t = trial(0, {})
     t.status.phase, t.status.attempts, t.status.pod_name = "Running", 1, "r-0-a1"

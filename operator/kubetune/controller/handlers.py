@@ -47,6 +47,7 @@ from . import archive
 from .adoption import plan_study_status
 from .kube import Forbidden, Kube
 from . import workload_handlers as workloads
+from .pods import kept as kept_pod
 from .pods import pod_view
 from .round_curves import RoundCurves
 from .sweep import every, rounds, unfinished_trials
@@ -310,7 +311,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_index", registry=registry)
     async def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
         trial = labels.get(LABEL_TRIAL)
-        return {(namespace, trial): _plain(body)} if trial else {}
+        return {(namespace, trial): _plain(kept_pod(body))} if trial else {}
 
     # The safety net (sweep.py): every Round each resync interval, every unfinished Trial at
     # least once per poll interval (the Trial's pass is what reads Prometheus), queued with the

@@ -8,6 +8,22 @@ from ..core.trial_plan import PodView
 from ..workload import LABEL_QUEUE, LABEL_ROLE
 
 
+_KEPT_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp", "ownerReferences",
+              "resourceVersion")
+
+
+def kept(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator keeps of a trial pod (kopf's pod index holds every trial pod until
+    its Trial goes, finished ones included): what this module reads of it. The spec (its
+    containers, env, volumes, the largest part) is left out but for its scheduling gates."""
+    meta = pod.get("metadata") or {}
+    out: dict[str, Any] = {"metadata": {k: meta[k] for k in _KEPT_META if k in meta}, "status": pod.get("status") or {}}
+    gates = (pod.get("spec") or {}).get("schedulingGates")
+    if gates:
+        out["spec"] = {"schedulingGates": gates}
+    return out
+
+
 def pod_view(pod: Mapping[str, Any], container: str) -> PodView:
     status = pod.get("status") or {}
     meta = pod.get("metadata") or {}
