@@ -53,6 +53,24 @@ def prometheus_from_env(url: str | None) -> PrometheusClient | None:
     )
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base. kopf builds one (a deep copy of the object less its status) on every
+    event of every watched kind, to tell creations and spec updates apart for on.create,
+    on.update and on.field handlers; this operator has none (passes are level-triggered,
+    from the watch's events and kopf's indexes; the one changing handler, on.delete for
+    Rounds, reads no diff). At 40 Rounds x 30 the copies were a third of kopf's work per
+    event. Nothing is stored on the objects either (no last-handled-configuration)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def build(args: argparse.Namespace, client: Any,
           prometheus: PrometheusClient | None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
     registry = kopf.OperatorRegistry()
@@ -70,7 +88,7 @@ def build(args: argparse.Namespace, client: Any,
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = "kubetune.io/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetune.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubetune.io")
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     settings.scanning.disabled = True  # no access to CustomResourceDefinitions needed (least privilege)
     settings.watching.server_timeout = 270

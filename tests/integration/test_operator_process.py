@@ -43,6 +43,16 @@ async def test_the_operator_command_serves_probes_and_metrics_and_runs_a_round(w
         assert "kubetune_reconcile_duration_seconds_count" in text
         assert 'kubetune_trials{namespace="tuning",phase="succeeded",round="r1"} 3.0' in text
         assert "kubetune_trials_created_total 3.0" in text
+        # kopf keeps no diff base here (operator_main.NoDiffBase): nothing of it on the objects,
+        # and the Round's deletion handler still archives and lets the Round go
+        for plural in ("rounds", "trials"):
+            for obj in live(api, plural).values():
+                assert not any("last-handled" in k for k in obj["metadata"].get("annotations") or {}), obj
+        resp = await api.delete(f"/apis/kubetune.io/v1alpha1/namespaces/{NS}/rounds/r1")
+        assert resp.status in (200, 202), await resp.text()
+        await wait_for(lambda: "r1" not in live(api, "rounds"), 60, "the Round to go, its finalizer released")
+        archived = live(api, "studies")["demo"]["status"]["archive"]
+        assert [(a["round"], a["trials"]) for a in archived] == [("r1", 3)]
     finally:
         stop_process(proc)
         log.close()
