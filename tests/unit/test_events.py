@@ -130,6 +130,50 @@ async def test_a_sweeps_key_still_waiting_at_the_next_sweep_is_not_starved_by_ev
         await q.stop()
 
 
+async def test_a_successors_next_step_runs_before_the_rest_of_a_wave_that_ended_together():
+    """Trials that started together end together: a wave of pod-ended events. The step that
+    starts a successor (its Round's pass after a trial ended, then the new Trial's pass that
+    creates its pod) runs before the wave's other events, so successors come one after
+    another instead of all at the end of the wave."""
+    q, order, gate = _held_queue()
+    await q.start()
+    try:
+        q.add("busy")
+        await asyncio.sleep(0.05)
+        for i in range(20):
+            q.add(f"pod-ended-{i}")  # the wave
+        q.add("round-of-0", next_step=True)  # trial 0's pass ended it: its Round plans the successor
+        q.add("pod-ended-3", next_step=True)  # asked again, more urgently: it moves up, and runs once
+        gate.set()
+        for _ in range(100):
+            if q.passes == 22:
+                break
+            await asyncio.sleep(0.05)
+        assert order[:3] == ["busy", "round-of-0", "pod-ended-3"]
+        assert order.count("pod-ended-3") == 1 and q.passes == 22
+    finally:
+        await q.stop()
+
+
+async def test_a_next_step_asked_while_its_key_runs_keeps_its_urgency():
+    q, order, gate = _held_queue()
+    await q.start()
+    try:
+        q.add("round")
+        await asyncio.sleep(0.05)  # running
+        q.add("round", next_step=True)  # a trial ended meanwhile: the Round must plan again
+        for i in range(5):
+            q.add(f"event-{i}")
+        gate.set()
+        for _ in range(100):
+            if q.passes == 7:
+                break
+            await asyncio.sleep(0.05)
+        assert order[:2] == ["round", "round"]
+    finally:
+        await q.stop()
+
+
 async def test_sweep_passes_never_take_every_worker_so_an_event_starts_at_once():
     """Hundreds of running trials are polled by sweep passes; a pod that ends meanwhile gets
     its pass on a worker the sweeps left free, not after one of them finishes."""

@@ -440,7 +440,8 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
         _apply(cfg, key, raw, patch)
         if kind == "Trial" and _ended(raw, patch):
             # its Round plans the successor now, from this write (Writes), not after the watch
-            cfg.queue.add_threadsafe(("Round", namespace, (raw.get("spec") or {}).get("roundRef", {}).get("name")))
+            cfg.queue.add_threadsafe(("Round", namespace, (raw.get("spec") or {}).get("roundRef", {}).get("name")),
+                                     next_step=True)
     except ApiException:
         m.RECONCILE_ERRORS.labels(kind).inc()
         raise
@@ -595,7 +596,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             key = ("Trial", namespace, t.metadata.name)
             cfg.writes.created(key, created)
             cfg.known(key, None)  # the watch's ADDED (no phase yet) is not news: this pass is its pass
-            cfg.queue.add_threadsafe(key)  # its pod now, not when the watch brings the Trial
+            cfg.queue.add_threadsafe(key, next_step=True)  # its pod now, not when the watch brings the Trial
     by_name = {t.metadata.name: t for t in trials}
     for trial_name, why in plan.stop:
         t = by_name[trial_name]

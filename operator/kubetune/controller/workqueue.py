@@ -10,12 +10,17 @@ from kopf's indexes), so coalescing events loses nothing. Nothing is kept here t
 the API server does not also have: after a restart, kopf's initial listing queues
 every object again.
 
-Keys come at two priorities: an event's (something changed: a pod ended, a Trial was
-created) and the safety net's (sweep.py: every unfinished Trial now and then, to poll
+Keys come at three priorities: a successor's next step (a pass that ended a trial queues
+its Round, a Round pass that created a Trial queues the Trial, which creates its pod), an
+event's (something changed: a pod started or ended, a Trial was created), and the safety
+net's (sweep.py: every unfinished Trial now and then, to poll
 Prometheus). A worker always takes an event's key first, so a sweep of thousands of
 Trials never stands between a finished trial and its successor; a key that the next sweep
 finds still waiting moves up with the events', so a flood of events never starves the
-safety net (nor the Prometheus poll it carries). Sweep keys also run on at most
+safety net (nor the Prometheus poll it carries). A successor's next step goes first so
+that when a wave of trials ends together (trials started together), each successor is
+finished before the next wave's end is handled: successors come one after another, not
+all at the end of the burst. Sweep keys also run on at most
 `sweep_workers` workers at once: the others stay free for events, instead of all of them
 being taken by poll passes the moment an event arrives (passes share one interpreter, so
 eight poll passes at once also made each event's pass eight times slower).
@@ -52,7 +57,7 @@ class WorkQueue:
         self._queued: dict[Hashable, tuple[float, int]] = {}  # key -> (when it was queued, priority)
         self._order = 0
         self._running: set[Hashable] = set()
-        self._again: dict[Hashable, bool] = {}  # added while running -> low (only sweeps asked)
+        self._again: dict[Hashable, int] = {}  # added while running -> the most urgent priority asked
         self._tasks: list[asyncio.Task] = []
         self._executor: ThreadPoolExecutor | None = None
         self.passes = 0  # done, for the benchmark and the tests
@@ -80,18 +85,19 @@ class WorkQueue:
         self._queued.clear(), self._running.clear(), self._again.clear(), self._deferred.clear()
         self._sweeping = 0
 
-    def add(self, key: Hashable, after: float = 0.0, low: bool = False) -> None:
+    def add(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False) -> None:
         """Queue `key` (now, or after `after` seconds; `low`: the safety net's, behind every
-        event's key). Call it from the event loop's thread; before `start()` (or after
-        `stop()`) it does nothing: the sweep covers the key later."""
+        event's key; `next_step`: a successor's next step, ahead of them). Call it from the
+        event loop's thread; before `start()` (or after `stop()`) it does nothing: the
+        sweep covers the key later."""
         if self._queue is None or self._loop is None:
             return
         if after > 0:
-            self._loop.call_later(after, self.add, key, 0.0, low)
+            self._loop.call_later(after, self.add, key, 0.0, low, next_step)
             return
-        priority = 1 if low else 0
+        priority = -1 if next_step else 1 if low else 0
         if key in self._running:
-            self._again[key] = self._again.get(key, True) and low
+            self._again[key] = min(self._again.get(key, 1), priority)  # the most urgent ask wins
             return
         queued = self._queued.get(key)
         if queued is not None and low and queued[1] == 1:
@@ -103,14 +109,14 @@ class WorkQueue:
         self._queue.put_nowait((priority, self._order, key))  # an earlier low entry goes stale
         m.QUEUE_DEPTH.set(len(self._queued))
 
-    def add_threadsafe(self, key: Hashable, after: float = 0.0, low: bool = False) -> None:
+    def add_threadsafe(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False) -> None:
         loop = self._loop
         if loop is None:
             return
         if threading.get_ident() == getattr(loop, "_thread_id", None):
-            self.add(key, after, low)
+            self.add(key, after, low, next_step)
         else:
-            loop.call_soon_threadsafe(self.add, key, after, low)
+            loop.call_soon_threadsafe(self.add, key, after, low, next_step)
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -137,7 +143,7 @@ class WorkQueue:
                 self._deferred.append((priority, order, key))  # back in the queue when a sweep pass ends
                 continue
             del self._queued[key]
-            m.QUEUE_WAIT.labels(_kind(key), "sweep" if sweep else "event").observe(time.monotonic() - queued[0])
+            m.QUEUE_WAIT.labels(_kind(key), _PRIORITY[priority]).observe(time.monotonic() - queued[0])
             m.QUEUE_DEPTH.set(len(self._queued))
             self._running.add(key)
             self._sweeping += sweep
@@ -157,9 +163,13 @@ class WorkQueue:
                     self._sweeping -= 1
                     self._undefer()
             if key in self._again:
-                self.add(key, low=self._again.pop(key))
+                wanted = self._again.pop(key)
+                self.add(key, low=wanted == 1, next_step=wanted == -1)
             elif again is not None:
                 self.add(key, again)
+
+
+_PRIORITY = {-1: "next_step", 0: "event", 1: "sweep"}
 
 
 def _kind(key: Hashable) -> str:

@@ -25,7 +25,8 @@ TRIALS_CREATED = Counter("kubetune_trials_created_total", "Trials created.", reg
 PODS_CREATED = Counter("kubetune_pods_created_total", "Trial pods created.", registry=REGISTRY)
 QUEUE_WAIT = Histogram(
     "kubetune_workqueue_queue_duration_seconds",
-    "Time a key waited in the work queue before its pass started (priority: an event's key, or the sweep's).",
+    "Time a key waited in the work queue before its pass started "
+    "(priority: a successor's next step, an event's key, or the sweep's).",
     ["kind", "priority"], registry=REGISTRY, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 QUEUE_DEPTH = Gauge("kubetune_workqueue_depth", "Keys waiting in the work queue.", registry=REGISTRY)
