@@ -378,8 +378,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         elif not cfg.changed(key, (status.get("phase"), bool(body.get("metadata", {}).get("deletionTimestamp")))):
             return
         trial = labels.get(LABEL_TRIAL)
-        if trial:
-            cfg.queue.add(("Trial", namespace, trial))
+        if trial:  # a pod that ended frees its slot: the first step of a successor, queued as one
+            cfg.queue.add(("Trial", namespace, trial),
+                          next_step=type != "DELETED" and status.get("phase") in ("Succeeded", "Failed"))
 
     @kopf.timer(GROUP, VERSION, "studies", id="study", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def study_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, round_index: kopf.Index,
