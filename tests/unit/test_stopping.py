@@ -9,6 +9,10 @@ import pytest
 from kubetune.stopping import CurveFitPruner, CurveFitRule, MedianRule, MedianStoppingPruner, predict_final
 from kubetune.stopping.calibration import infer_floor, quantum
 
+# curve fitting alone, as before it gained the median rule's gate, the lucky-draw floor and
+# a least number of look-alikes: the tests of its mechanics
+FIT = dict(lucky_draws=False, min_look_alikes=5, running_quantile=0.0)
+
 
 def curve(floor, scale=1.0, steps=30, power=0.7, noise=0.0, seed=0):
     rng = np.random.default_rng(seed)
@@ -117,7 +121,7 @@ def overfitting(steps=14):
 
 def test_with_the_last_value_as_objective_a_trial_is_judged_where_it_is_now():
     done = [curve(0.1 + 0.02 * i, seed=i) for i in range(8)]  # end at 0.19-0.33
-    for rule in (CurveFitRule(final_step=30, start_step=5, min_trials=3), MedianRule(5, 3)):
+    for rule in (CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3), MedianRule(5, 3)):
         judge = lambda c, objective: dataclasses.replace(rule, objective=objective).decide(  # noqa: E731
             c, done, "minimize", *([done] if isinstance(rule, CurveFitRule) else []))
         assert judge(overfitting(), "best") is None  # its best, 0.05, still beats everyone
@@ -129,7 +133,7 @@ def test_with_the_last_value_as_objective_a_trial_is_judged_where_it_is_now():
         assert judge(lucky, "last") is not None and judge(lucky, "best") is None
     assert "recent value" in MedianRule(5, 3, objective="last").decide(overfitting(), done, "minimize").message
     with pytest.raises(ValueError, match="objective must be one of best, last"):
-        CurveFitRule(final_step=30, objective="mean")
+        CurveFitRule(final_step=30, **FIT, objective="mean")
     with pytest.raises(ValueError, match="objective must be one of best, last"):
         MedianRule(objective="final")
 
@@ -138,12 +142,13 @@ def test_with_the_last_value_as_objective_only_finished_trials_set_the_value_to_
     done = [curve(0.1 + 0.02 * i, seed=i) for i in range(8)]
     dipping = [(s, 1.0 / s) for s in range(1, 21)]  # running, at 0.05 now: it may still overfit
     trial = curve(0.1, seed=9)[:10]  # headed where the best finished trial ended
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective="last")
+    rule = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, objective="last")
     a = rule.assess(trial, [*done, dipping], "minimize", done)
     assert a is not None and a.best == pytest.approx(min(c[-1][1] for c in done)) and not a.stop
     assert rule.decide(trial, [*done, dipping], "minimize") is None  # nothing finished: nothing to beat yet
     # with the best value as objective, the running trial's 0.05 is already achieved
-    best = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, [*done, dipping], "minimize", done)
+    best = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3).assess(
+        trial, [*done, dipping], "minimize", done)
     assert best is not None and best.best == pytest.approx(0.05)
 
 
@@ -154,7 +159,8 @@ def test_with_the_last_value_as_objective_standing_below_the_median_is_no_case_f
     below = [c[:12] for c in done]  # every finished trial was better than this one at its step
     trial = [(s, 0.9 + 0.1 / s) for s in range(1, 13)]
     for objective in ("best", "last"):
-        rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, objective=objective, median_probability=0.18)
+        rule = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, objective=objective,
+                            median_probability=0.18)
         a = rule.assess(trial, below, "minimize", done)
         threshold = rule.median_probability if objective == "best" else rule.probability
         assert a is not None and a.threshold == threshold and (a.median is None) == (objective == "last")
@@ -229,7 +235,7 @@ def worse_running():
 
 def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
     done = bloomers_and_plateaus()
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3)
+    rule = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3)
     like_bloomers = late_drop(0.52, 0.05, 40)[:10]  # worse now, but looks like the late bloomers
     like_plateaus = late_drop(0.21, 0.21, 40)[:10]  # better now, but looks like the plateaus
     kept = rule.assess(like_bloomers, done, "minimize", done)
@@ -245,14 +251,14 @@ def test_curve_fit_judges_a_trial_by_how_finished_look_alikes_ended():
 def test_a_trial_below_the_median_of_its_step_needs_less_of_a_case_to_be_stopped():
     done = bloomers_and_plateaus()
     trial = late_drop(0.52, 0.05, 40)[:10]  # at step 10 worse than half of the finished trials
-    p = CurveFitRule(final_step=30, start_step=5, min_trials=3).assess(trial, done, "minimize", done).p_beat
+    p = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3).assess(trial, done, "minimize", done).p_beat
     assert 0 < p < 0.5
     # a chance to beat the best between the two thresholds: the median decides
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=p / 2, median_probability=2 * p)
+    rule = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, probability=p / 2, median_probability=2 * p)
     d = rule.decide(trial, done, "minimize", done)
     assert d is not None and d.evidence["threshold"] == 2 * p
     assert d.evidence["median"] < 0.52 and "worse than the median" in d.message
-    off = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=p / 2, median_probability=0)
+    off = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, probability=p / 2, median_probability=0)
     assert off.decide(trial, done, "minimize", done) is None
     # with many worse trials running at the same step it is above the median, and kept
     running = worse_running()
@@ -282,7 +288,7 @@ def test_below_the_median_trials_like_it_that_were_stopped_later_weigh_against_i
     done = bloomers_and_plateaus()
     trial = late_drop(0.52, 0.05, 40)[:10]
     gone = [late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13] for i in range(20)]
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.0025, median_probability=0.0125,
+    rule = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, probability=0.0025, median_probability=0.0125,
                         better_half=0.65)
     alone = rule.assess(trial, done, "minimize", done)
     assert alone is not None and alone.median is not None and alone.finished_share == 1.0 and not alone.stop
@@ -309,21 +315,21 @@ def test_a_trial_among_the_best_tenth_at_its_step_needs_more_of_a_case_to_be_sto
     done = bloomers_and_plateaus()
     running = worse_running()
     trial = late_drop(0.21, 0.21, 40)[:10]  # looks like the plateaus, but only 2 of 50 trials are better now
-    default = CurveFitRule(final_step=30, start_step=5, min_trials=3)
+    default = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3)
     a = default.assess(trial, done + running, "minimize", done)
     assert a is not None and a.leader and a.median is None and a.threshold == default.leader_probability
     p = a.p_beat
     assert p < default.probability  # hopeless by the look-alikes: the threshold decides
-    strict = CurveFitRule(final_step=30, start_step=5, min_trials=3, leader_probability=p / 2)
+    strict = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, leader_probability=p / 2)
     assert strict.decide(trial, done + running, "minimize", done) is None
-    lenient = CurveFitRule(final_step=30, start_step=5, min_trials=3, leader_probability=2 * p)
+    lenient = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, leader_probability=2 * p)
     d = lenient.decide(trial, done + running, "minimize", done)
     assert d is not None and d.evidence["threshold"] == 2 * p and "best tenth" in d.message
     # among the finished trials alone it is no leader (2 of 20 are better) and is held to the default
     a = strict.assess(trial, done, "minimize", done)
     assert a is not None and not a.leader and a.threshold == strict.probability and a.stop
     # a leader is never held to more than the default threshold
-    lax = CurveFitRule(final_step=30, leader_probability=0.5)
+    lax = CurveFitRule(final_step=30, **FIT, leader_probability=0.5)
     assert lax.assess(trial, done + running, "minimize", done).threshold == lax.probability
 
 
@@ -334,7 +340,7 @@ def test_a_look_alike_that_ended_worse_than_promised_does_not_keep_hopeless_tria
     plateaus = [late_drop(0.4 + 0.01 * i, 0.4 + 0.01 * i, 40, seed=i) for i in range(8)]
     spiky = late_drop(0.4, 0.4, 40, seed=9)
     spiky[7] = (8, 1.0)
-    rule = CurveFitRule(final_step=30, start_step=5, min_trials=3, probability=0.0125)
+    rule = CurveFitRule(final_step=30, **FIT, start_step=5, min_trials=3, probability=0.0125)
     hopeless = late_drop(0.41, 0.41, 40, seed=20)[:10]
     clean = rule.assess(hopeless, good + plateaus, "minimize", good + plateaus)
     d = rule.decide(hopeless, good + plateaus + [spiky], "minimize", good + plateaus + [spiky])

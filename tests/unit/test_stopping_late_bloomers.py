@@ -3,6 +3,7 @@ evidence says, and the Round analysis flag for a trial it may have cut short."""
 import math
 
 import numpy as np
+import pytest
 
 from kubetune.analysis import analyze_round
 from kubetune.api.trial import StopReason
@@ -12,6 +13,9 @@ from kubetune.stopping.calibration import MIN_CALIBRATION
 from .factories import round_, study, trial
 
 STEPS = 40
+# curve fitting alone (no median-rule gate, no lucky-draw floor, calibrated from five
+# look-alikes): the mechanics these tests look at
+FIT = dict(lucky_draws=False, min_look_alikes=MIN_CALIBRATION, running_quantile=0.0)
 
 
 def step_decay(plateau, final, seed, decay_at=20, steps=STEPS):
@@ -42,16 +46,25 @@ def schedule_round():
 def test_a_late_bloomer_on_a_step_decay_schedule_is_not_stopped():
     done = schedule_round()
     mine = step_decay(0.59, 0.07, seed=99)[:12]  # on the plateau at step 12: its jump is still to come
-    rule = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3)
+    rule = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, **FIT)
     a = rule.assess(mine, done, "minimize", done)
     assert a is not None and a.calibration_trials >= MIN_CALIBRATION and a.beating >= 1
     assert a.p_beat >= a.beating / a.calibration_trials  # one in nine look-alikes did it
     assert rule.decide(mine, done, "minimize", done) is None
+    # the defaults keep it too, also with ten early learners still running that put it
+    # below the median of the running averages (where the median rule stops it): curve
+    # fitting on its finished look-alikes still gives it a chance, which lifts the gate
+    running = [smooth(0.9, 0.2 + 0.01 * i, seed=80 + i)[:14] for i in range(10)]
+    default = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3)
+    d = default.assess(mine, done + running, "minimize", done)
+    assert d is not None and d.running is not None and not d.gated and not d.stop
+    assert default.decide(mine, done + running, "minimize", done) is None
+    assert MedianRule(start_step=4, min_trials=3).decide(mine, done + running, "minimize") is not None
     # early in the Round (many workers), when only the early learners have finished, the
     # fit alone sees a plateau far from the best: the default interval would stop it
     early = done[-5:-1]
     assert rule.decide(mine, done, "minimize", early) is None
-    fit_alone = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, uncalibrated="default")
+    fit_alone = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, uncalibrated="default", **FIT)
     assert fit_alone.decide(mine, done, "minimize", early) is not None
 
 
@@ -68,18 +81,23 @@ def test_nothing_is_stopped_before_trials_like_it_have_finished():
     curves like it end from: a plateau now may be a jump later."""
     done = schedule_round()
     hopeless = smooth(3.0, 2.5, seed=7)[:12]
-    rule = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3)
+    rule = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, **FIT)
     assert rule.decide(hopeless, done, "minimize", done[: MIN_CALIBRATION - 1]) is None
     assert rule.decide(hopeless, done, "minimize", done) is not None
     # the earlier behaviour, a wide default interval from the fit alone, stays available
-    default = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, uncalibrated="default")
+    default = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, uncalibrated="default", **FIT)
     assert default.decide(hopeless, done, "minimize", done[: MIN_CALIBRATION - 1]) is not None
+    # with the median rule's gate (the default), a trial worse than the others' running
+    # averages is stopped before anything finished, as the median rule stops it
+    gated = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3)
+    d = gated.decide(hopeless, done, "minimize", [])
+    assert d is not None and "stopped as the median rule would" in d.message and "not calibrated yet" in d.message
 
 
 def test_the_stop_evidence_says_how_sure_the_rule_was():
     done = schedule_round()
     hopeless = smooth(3.0, 2.5, seed=7)[:12]
-    d = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3).decide(hopeless, done, "minimize", done)
+    d = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, **FIT).decide(hopeless, done, "minimize", done)
     assert d is not None
     n = int(d.evidence["calibrationTrials"])
     assert n >= MIN_CALIBRATION
@@ -150,7 +168,7 @@ def test_the_analysis_flags_a_planted_late_bloomer_stopped_below_the_median():
     done = schedule_round()
     running = [smooth(0.9, 0.2 + 0.01 * i, seed=80 + i)[:14] for i in range(10)]
     mine = step_decay(0.59, 0.07, seed=99)[:12]
-    below = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, median_probability=0.18)
+    below = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, median_probability=0.18, **FIT)
     d = below.decide(mine, done + running, "minimize", done)
     assert d is not None and "worse than the median" in d.message
     assert d.evidence["intervalReachesBest"] == 1.0 and "may be a late bloomer" in d.message
@@ -161,3 +179,55 @@ def test_the_analysis_flags_a_planted_late_bloomer_stopped_below_the_median():
     bloomer.status.stop_reason = StopReason(rule=d.rule, step=d.step, message=d.message, evidence=d.evidence)
     flagged = [c for c in analyze_round(st, rnd, [*finished, bloomer]).curves if c.finding == "likelyLateBloomer"]
     assert [c.trial for c in flagged] == [bloomer.metadata.name]
+
+
+def noisy_accuracy(level, sd, seed, steps=STEPS):
+    """An accuracy that settles at `level` early, each measurement scattered by `sd`."""
+    rng = np.random.default_rng(seed)
+    return [(s, level - 0.2 * math.exp(-s / 3) + sd * rng.standard_normal()) for s in range(1, steps + 1)]
+
+
+def test_a_noisy_trial_that_one_lucky_draw_could_make_the_best_is_not_stopped():
+    """With the best value as objective a noisy trial wins by one good measurement: the best
+    configuration of a near-chance task in the benchmark was such a draw, and the
+    calibrated chance alone (its quiet look-alikes never jumped) stopped it."""
+    done = [noisy_accuracy(0.47 + 0.0005 * i, 0.002, seed=i) for i in range(30)]  # quiet, best ~0.49
+    mine = noisy_accuracy(0.455, 0.015, seed=99)[:24]  # mediocre on average, but it scatters widely
+    quiet = noisy_accuracy(0.465, 0.002, seed=98)[:24]  # the same level, without the scatter
+    without = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, lucky_draws=False, running_quantile=0.0)
+    assert without.decide(mine, done, "maximize", done) is not None
+    rule = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, running_quantile=0.0)
+    a = rule.assess(mine, done, "maximize", done)
+    assert a is not None and a.lucky > rule.probability and a.p_beat >= a.lucky and not a.stop
+    assert rule.decide(mine, done, "maximize", done) is None
+    d = rule.decide(quiet, done, "maximize", done)  # no scatter to hope on: stopped, and the evidence says so
+    assert d is not None and d.evidence["luckyProbability"] < rule.probability
+    assert "one lucky draw among its 16 remaining measurements" in d.message
+
+
+def test_a_chance_resting_on_few_look_alikes_stops_nothing():
+    """Seven look-alikes cannot support a chance of a fraction of a percent: below
+    min_look_alikes (8) a trial counts as not calibrated yet."""
+    done = [smooth(0.9, 0.1 + 0.01 * i, seed=i) for i in range(7)]
+    hopeless = smooth(0.9, 0.5, seed=50)[:12]
+    few = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, running_quantile=0.0)
+    a = few.assess(hopeless, done, "minimize", done)
+    assert a is not None and a.calibration_trials == 0 and not a.stop
+    assert CurveFitRule(final_step=STEPS, start_step=4, min_trials=3, running_quantile=0.0,
+                        min_look_alikes=MIN_CALIBRATION).decide(hopeless, done, "minimize", done) is not None
+    with pytest.raises(ValueError, match="min_look_alikes"):
+        CurveFitRule(final_step=STEPS, min_look_alikes=2)
+    with pytest.raises(ValueError, match="running_quantile"):
+        CurveFitRule(final_step=STEPS, running_quantile=1.5)
+
+
+def test_the_median_rules_gate_stops_with_evidence_of_how_sure_it_was():
+    """A trial worse than most running averages whose finished look-alikes never bloomed is
+    stopped as the median rule would stop it; the evidence still carries the chance and the
+    look-alikes it rests on, and says which gate stopped it."""
+    done = [smooth(0.9, 0.1 + 0.005 * i, seed=i) for i in range(30)]
+    slow = smooth(1.4, 0.6, seed=77)[:10]
+    d = CurveFitRule(final_step=STEPS, start_step=4, min_trials=3).decide(slow, done, "minimize", done)
+    assert d is not None and d.evidence["runningQuantile"] == 0.45 and d.evidence["running"] < 0.6
+    assert d.evidence["probability"] < 0.003 and d.evidence["calibrationTrials"] >= 8
+    assert "running averages" in d.message

@@ -45,13 +45,14 @@ def test_curve_fitting_hears_of_the_peers_that_were_stopped():
     from .test_stopping import bloomers_and_plateaus, late_drop
 
     s = resolve(study(), round_(maxSteps=30, earlyStopping={
-        "rule": "curvefit", "startStep": 5, "minTrials": 3, "probability": 0.0025, "medianProbability": 0.05}))
+        "rule": "curvefit", "startStep": 5, "minTrials": 3, "probability": 0.0025, "medianProbability": 0.03}))
     me = trial(99, {"learning_rate": 0.1}, "Running")
-    mine = [CurvePoint(step=st, value=v) for st, v in late_drop(0.52, 0.05, 40)[:10]]
-    done = [trial(i, {"learning_rate": 0.1}, "Succeeded", min(v for _, v in c), c)
-            for i, c in enumerate(bloomers_and_plateaus())]
+    mine = [CurvePoint(step=st, value=v) for st, v in late_drop(0.51, 0.05, 40)[:10]]
+    # forty finished: enough for curve fitting to rest a stop on its look-alikes (ten at least)
+    twice = bloomers_and_plateaus() + [[(st, v + 0.001) for st, v in c] for c in bloomers_and_plateaus()]
+    done = [trial(i, {"learning_rate": 0.1}, "Succeeded", min(v for _, v in c), c) for i, c in enumerate(twice)]
     assert stop_decision(s, me, mine, [me, *done]) is None  # its finished look-alikes bloomed late
-    gone = [trial(50 + i, {"learning_rate": 0.1}, "EarlyStopped", 0.5,
+    gone = [trial(60 + i, {"learning_rate": 0.1}, "EarlyStopped", 0.5,
                   late_drop(0.505 + 0.0005 * i, 0.5, 40, seed=50 + i)[:13]) for i in range(20)]
     stop = stop_decision(s, me, mine, [me, *done, *gone])
     assert stop is not None and stop.evidence["finishedShare"] < 0.5 and "were stopped" in stop.message

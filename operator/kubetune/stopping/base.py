@@ -7,7 +7,7 @@ import math
 import statistics
 import threading
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -90,6 +90,19 @@ def running_average(curve: Curve, direction: str, step: int) -> float | None:
     points = oriented(curve, direction)
     k = points.upto(step)
     return points.sums[k - 1] / k if k else None
+
+
+def running_averages(curves: Iterable[Curve], direction: str, step: int) -> list[float]:
+    """The running averages up to `step` of the curves that reached it: the median rule's
+    yardstick (curve fitting's running-average gate reads it too)."""
+    out = []
+    for curve in curves:
+        pts = oriented(curve, direction)  # remembered per curve, with its running sums
+        if pts and pts.steps[-1] >= step:
+            k = pts.upto(step)
+            if k:
+                out.append(pts.sums[k - 1] / k)
+    return out
 
 
 def best_so_far(curve: list[tuple[int, float]], step: int) -> float | None:

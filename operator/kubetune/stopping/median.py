@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from .base import Curve, Decision, Strategy, check_strategy, level, oriented
+from .base import Curve, Decision, Strategy, check_strategy, level, oriented, running_averages
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,7 @@ class MedianRule:
         if step < self.start_step or (step - self.start_step) % self.interval:
             return None
         value = level(mine, step, self.objective)
-        averages = []
-        for other in others:
-            pts = oriented(other, direction)  # remembered per curve, with its running sums
-            if pts and pts.steps[-1] >= step:
-                k = pts.upto(step)
-                if k:
-                    averages.append(pts.sums[k - 1] / k)
+        averages = running_averages(others, direction, step)
         if len(averages) < self.min_trials or value is None:
             return None
         median = statistics.median(averages)

@@ -39,8 +39,10 @@ class MedianStoppingPruner(BasePruner):
 class CurveFitPruner(BasePruner):
     """kubetune's calibrated curve-fitting rule. `final_step` is where training ends;
     `objective="last"` when the objective function returns the last value it reported (the
-    usual case in optuna) rather than the best. Nothing is pruned before five trials have
-    finished (`uncalibrated`, see CurveFitRule)."""
+    usual case in optuna) rather than the best. A trial worse than most others' running
+    averages is pruned as the median rule would prune it (unless finished trials like it
+    bloomed late); curve fitting's own prunes wait for eight finished look-alikes (see
+    CurveFitRule). The other CurveFitRule settings are its defaults."""
 
     def __init__(self, final_step: int, probability: float = CurveFitRule.probability, margin: float = 0.0,
                  start_step: int = 5, min_trials: int = 3, median_probability: float = CurveFitRule.median_probability,
