@@ -51,6 +51,11 @@ import optuna
 from kubetune.stopping import CurveFitRule, MedianRule
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
+try:  # NNI's assessors, where nni is installed (`pip install nni==3.0`, e.g. in a venv made with --system-site-packages)
+    from nni.algorithms.hpo.medianstop_assessor import MedianstopAssessor
+    from nni.assessor import AssessResult
+except ImportError:
+    MedianstopAssessor = None
 DATA = Path(__file__).with_name("data")
 
 # name: (curve file, metric); the first three were the only ones the rules were tuned on before
@@ -168,6 +173,32 @@ class OptunaPolicy(Policy):
         self.study.tell(run.handle, None if value is None else self.sign * value, state=state)
 
 
+class NNIPolicy(Policy):
+    """An NNI assessor, driven as NNI's dispatcher drives it: assess_trial with the trial's
+    whole history of intermediate values at every report, trial_end when it ends. (NNI's
+    Curvefitting assessor takes 1-2.6 s a decision at 10-30 points here and assesses
+    accuracies only: too slow for these replays; its row is left out.)"""
+
+    def __init__(self, name: str, factory):
+        self.name, self.factory = name, factory
+
+    def reset(self) -> None:
+        self.assessor = self.factory(self.goal)
+
+    def start(self, run: Run) -> None:
+        run.handle = {"history": []}
+
+    def step(self, run, value, runs) -> bool:
+        run.handle["history"].append(self.sign * value)
+        return self.assessor.assess_trial(run.idx, list(run.handle["history"])) == AssessResult.Bad
+
+    def finish(self, run: Run, curves) -> None:
+        if run.state == "complete":  # the last report is assessed too (its verdict no longer matters)
+            run.handle["history"].append(self.sign * float(curves[run.idx][run.steps - 1]))
+            self.assessor.assess_trial(run.idx, list(run.handle["history"]))
+        self.assessor.trial_end(run.idx, run.state == "complete")
+
+
 class KubetunePolicy(Policy):
     """A kubetune rule, handed the curves the way the operator hands them over: each trial's
     curve one list of (step, value) in the metric's own orientation, grown as it reports."""
@@ -242,6 +273,8 @@ def policies(steps: int, goal: str) -> list[Policy]:
         OptunaPolicy("optuna Hyperband", lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps)),
         KubetunePolicy("kubetune median", MedianRule(start_step=warm, min_trials=3)),
     ]
+    if MedianstopAssessor is not None:
+        rows.append(NNIPolicy("NNI Medianstop", lambda goal: MedianstopAssessor(optimize_mode=goal, start_step=warm)))
     for name, kw in CANDIDATES.items():
         rows.append(KubetunePolicy(f"curvefit {name}", CurveFitRule(final_step=steps, start_step=warm, min_trials=3, **kw)))
     for p in rows:
@@ -458,7 +491,9 @@ def table(a) -> None:
             print(f"{t:13} {loto[t]:21} {w:>3} | {cell(c):>23} | {cell(m):>23} | {cell(k):>23} | "
                   f"{'yes' if c.safe else 'NO':>4}  {'yes' if cheaper else 'no':>7}")
     for name, rule in (("curvefit (LOTO)", None), ("optuna MedianPruner", "optuna MedianPruner"),
-                       ("kubetune median", "kubetune median")):
+                       ("kubetune median", "kubetune median"), ("NNI Medianstop", "NNI Medianstop")):
+        if rule is not None and rule not in names:
+            continue
         cells = [results[(t, w, rule or f"curvefit {loto[t]}")] for t in a.tasks for w in a.workers]
         print(f"{name}: mean compute {statistics.fmean(c.compute for c in cells):.1%} of no stopping over "
               f"{len(cells)} task x worker cells; pool's best stopped in {sum(c.hits for c in cells)} of "
