@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import logging
 import math
 import statistics
 import time
@@ -54,6 +55,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 try:  # NNI's assessors, where nni is installed (`pip install nni==3.0`, e.g. in a venv made with --system-site-packages)
     from nni.algorithms.hpo.medianstop_assessor import MedianstopAssessor
     from nni.assessor import AssessResult
+    logging.getLogger("medianstop_Assessor").setLevel(logging.ERROR)  # a trial that ended before start_step: a warning
 except ImportError:
     MedianstopAssessor = None
 DATA = Path(__file__).with_name("data")
