@@ -96,7 +96,13 @@ class WorkQueue:
         if after > 0:
             self._loop.call_later(after, self.add, key, 0.0, low, next_step)
             return
-        priority = -1 if next_step else 1 if low else 0
+        self._put(key, -1 if next_step else 1 if low else 0)
+
+    def _put(self, key: Hashable, priority: int) -> None:
+        """Queue `key` now at `priority` (-1 a successor's next step, 0 an event's, 1 a sweep's)."""
+        if self._queue is None:
+            return  # stopped
+        low = priority == 1
         if key in self._running:
             self._again[key] = min(self._again.get(key, 1), priority)  # the most urgent ask wins
             return
@@ -164,8 +170,7 @@ class WorkQueue:
                     self._sweeping -= 1
                     self._undefer()
             if key in self._again:
-                wanted = self._again.pop(key)
-                self.add(key, low=wanted == 1, next_step=wanted == -1)
+                self._put(key, self._again.pop(key))
             elif again is not None:
                 self.add(key, again)
 
