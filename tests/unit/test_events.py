@@ -3,7 +3,9 @@ last write, client-side throttling, and one Prometheus query per Round per poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from typing import AsyncIterator
 
 import pytest
 
@@ -13,6 +15,14 @@ from kubetune.controller.workqueue import WorkQueue
 from kubetune.controller.writes import Writes
 from kubetune.metrics.prometheus import Observed, PrometheusError
 from kubetune.metrics.promql import round_query
+
+
+async def _passes(q: WorkQueue, n: int, tries: int = 100) -> None:
+    """Wait (up to tries x 50 ms) until the queue has run `n` passes; the test asserts what ran."""
+    for _ in range(tries):
+        if q.passes == n:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_a_key_is_queued_once_and_never_processed_twice_at_once():
@@ -39,10 +49,7 @@ async def test_a_key_is_queued_once_and_never_processed_twice_at_once():
         await asyncio.sleep(0.1)
         assert seen == ["a"]
         release.set()
-        for _ in range(50):
-            if q.passes == 2:
-                break
-            await asyncio.sleep(0.05)
+        await _passes(q, 2, tries=50)
         assert seen == ["a", "a"] and q.passes == 2 and not overlap
     finally:
         await q.stop()
@@ -73,9 +80,10 @@ async def test_a_pass_that_asks_to_be_retried_runs_again_later_and_a_crash_does_
     assert "after" not in calls
 
 
-def _held_queue() -> tuple[WorkQueue, list[str], threading.Event]:
-    """A queue with one worker that holds each pass until `gate` is set, and the keys in the
-    order their passes ran."""
+@contextlib.asynccontextmanager
+async def _held_queue() -> AsyncIterator[tuple[WorkQueue, list[str], threading.Event]]:
+    """A started queue with one worker that holds each pass until `gate` is set, and the keys
+    in the order their passes ran; stopped afterwards, even when the test fails."""
     order: list[str] = []
     gate = threading.Event()
 
@@ -84,13 +92,17 @@ def _held_queue() -> tuple[WorkQueue, list[str], threading.Event]:
         order.append(key)
         return None
 
-    return WorkQueue(process, workers=1), order, gate
+    q = WorkQueue(process, workers=1)
+    await q.start()
+    try:
+        yield q, order, gate
+    finally:
+        gate.set()
+        await q.stop()
 
 
 async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_it():
-    q, order, gate = _held_queue()
-    await q.start()
-    try:
+    async with _held_queue() as (q, order, gate):
         q.add("busy")  # holds the only worker while the sweep and the event arrive
         await asyncio.sleep(0.05)
         for i in range(2000):
@@ -98,20 +110,13 @@ async def test_an_events_key_runs_before_a_sweep_of_thousands_waiting_ahead_of_i
         q.add("sweep-7")  # an event about a key the sweep queued too: it moves up, and runs once
         q.add("pod-ended")
         gate.set()
-        for _ in range(100):
-            if q.passes == 2002:
-                break
-            await asyncio.sleep(0.05)
+        await _passes(q, 2002)
         assert order[:3] == ["busy", "sweep-7", "pod-ended"]
         assert len(order) == 2002 and order.count("sweep-7") == 1  # busy, 2000 sweeps, the event
-    finally:
-        await q.stop()
 
 
 async def test_a_sweeps_key_still_waiting_at_the_next_sweep_is_not_starved_by_events():
-    q, order, gate = _held_queue()
-    await q.start()
-    try:
+    async with _held_queue() as (q, order, gate):
         q.add("busy")
         await asyncio.sleep(0.05)
         q.add("poll-me", low=True)  # a sweep
@@ -120,14 +125,9 @@ async def test_a_sweeps_key_still_waiting_at_the_next_sweep_is_not_starved_by_ev
         q.add("poll-me", low=True)  # the next sweep finds it still waiting
         q.add("late-event")
         gate.set()
-        for _ in range(100):
-            if q.passes == 53:
-                break
-            await asyncio.sleep(0.05)
+        await _passes(q, 53)
         assert order.index("poll-me") < order.index("late-event")  # it joined the events' line
         assert order.count("poll-me") == 1
-    finally:
-        await q.stop()
 
 
 async def test_a_successors_next_step_runs_before_the_rest_of_a_wave_that_ended_together():
@@ -135,9 +135,7 @@ async def test_a_successors_next_step_runs_before_the_rest_of_a_wave_that_ended_
     starts a successor (its Round's pass after a trial ended, then the new Trial's pass that
     creates its pod) runs before the wave's other events, so successors come one after
     another instead of all at the end of the wave."""
-    q, order, gate = _held_queue()
-    await q.start()
-    try:
+    async with _held_queue() as (q, order, gate):
         q.add("busy")
         await asyncio.sleep(0.05)
         for i in range(20):
@@ -145,33 +143,21 @@ async def test_a_successors_next_step_runs_before_the_rest_of_a_wave_that_ended_
         q.add("round-of-0", next_step=True)  # trial 0's pass ended it: its Round plans the successor
         q.add("pod-ended-3", next_step=True)  # asked again, more urgently: it moves up, and runs once
         gate.set()
-        for _ in range(100):
-            if q.passes == 22:
-                break
-            await asyncio.sleep(0.05)
+        await _passes(q, 22)
         assert order[:3] == ["busy", "round-of-0", "pod-ended-3"]
         assert order.count("pod-ended-3") == 1 and q.passes == 22
-    finally:
-        await q.stop()
 
 
 async def test_a_next_step_asked_while_its_key_runs_keeps_its_urgency():
-    q, order, gate = _held_queue()
-    await q.start()
-    try:
+    async with _held_queue() as (q, order, gate):
         q.add("round")
         await asyncio.sleep(0.05)  # running
         q.add("round", next_step=True)  # a trial ended meanwhile: the Round must plan again
         for i in range(5):
             q.add(f"event-{i}")
         gate.set()
-        for _ in range(100):
-            if q.passes == 7:
-                break
-            await asyncio.sleep(0.05)
+        await _passes(q, 7)
         assert order[:2] == ["round", "round"]
-    finally:
-        await q.stop()
 
 
 async def test_sweep_passes_never_take_every_worker_so_an_event_starts_at_once():
@@ -203,10 +189,7 @@ async def test_sweep_passes_never_take_every_worker_so_an_event_starts_at_once()
         assert "pod-ended" in started  # while the sweep pass still holds its worker
         assert sum(k.startswith("sweep") for k in started) == 1
         gate.set()
-        for _ in range(100):
-            if q.passes == 11:
-                break
-            await asyncio.sleep(0.05)
+        await _passes(q, 11)
         assert q.passes == 11 and most[0] == 1  # every sweep key ran, one at a time
     finally:
         gate.set()
