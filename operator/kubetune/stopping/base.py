@@ -84,14 +84,6 @@ _kept = [0]  # points remembered now
 _lock = threading.Lock()
 
 
-def running_average(curve: Curve, direction: str, step: int) -> float | None:
-    """The mean of a curve's oriented values up to `step` (None when it has none): the
-    median rule reads every peer at every decision."""
-    points = oriented(curve, direction)
-    k = points.upto(step)
-    return points.sums[k - 1] / k if k else None
-
-
 def running_averages(curves: Iterable[Curve], direction: str, step: int) -> list[float]:
     """The running averages up to `step` of the curves that reached it: the median rule's
     yardstick (curve fitting's running-average gate reads it too)."""
