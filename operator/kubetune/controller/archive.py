@@ -56,9 +56,8 @@ def write(kube: Kube, namespace: str, study_name: str, rnd: Round, trials: list[
         return None  # the Study goes too: nothing outlives it
     study = Study.model_validate(raw)
     entries = study.status.archive
-    old = next((a for a in entries if a.round == rnd.metadata.name), None)
-    kept = core.merged(old, rnd, trials)
-    entry = core.entry(rnd, kept, study.spec.objective.goal, now, core.room_for(entries, rnd.metadata.name))
+    at = _position(entries, rnd.metadata.name)
+    kept, entry = _merged_entry(study, rnd, trials, now, entries[at] if at is not None else None)
     done = len(core.finished(trials))
     if entry is None:
         message = (f"the Study's archive has no room left for this Round's {len(kept)} trials; export it with "
@@ -91,13 +90,11 @@ def replace(kube: Kube, study_raw: dict[str, Any], rnd: Round, trials: list[Tria
     there (the first write), does not fit, or moved (the JSON patch's test failed): then
     `write` does it from a fresh read."""
     study = Study.model_validate(study_raw)
-    entries = study.status.archive
     name = rnd.metadata.name
-    at = next((i for i, a in enumerate(entries) if a.round == name), None)
+    at = _position(study.status.archive, name)
     if at is None:
         return _NOT_HERE
-    kept = core.merged(entries[at], rnd, trials)
-    entry = core.entry(rnd, kept, study.spec.objective.goal, now, core.room_for(entries, name))
+    _, entry = _merged_entry(study, rnd, trials, now, study.status.archive[at])
     if entry is None:
         return _NOT_HERE  # `write` says there is no room, from a fresh read
     ops = [{"op": "test", "path": f"/status/archive/{at}/round", "value": name},
@@ -111,6 +108,19 @@ def replace(kube: Kube, study_raw: dict[str, Any], rnd: Round, trials: list[Tria
     if answer is None:
         return None
     return _state(study.metadata.name, rnd, entry, len(core.finished(trials)))
+
+
+def _position(entries: list[RoundArchive], round_name: str) -> int | None:
+    return next((i for i, a in enumerate(entries) if a.round == round_name), None)
+
+
+def _merged_entry(study: Study, rnd: Round, trials: list[Trial], now: dt.datetime,
+                  old: RoundArchive | None) -> tuple[list[Trial], RoundArchive | None]:
+    """The trials to archive (`old`'s merged with `trials`) and `rnd`'s new entry, within the
+    room the Study's other entries leave (None: no room)."""
+    kept = core.merged(old, rnd, trials)
+    return kept, core.entry(rnd, kept, study.spec.objective.goal, now, core.room_for(study.status.archive,
+                                                                                        rnd.metadata.name))
 
 
 def _state(study_name: str, rnd: Round, entry: RoundArchive, done: int) -> ArchiveState:
