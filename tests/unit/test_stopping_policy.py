@@ -71,3 +71,34 @@ def test_no_rule_stops_a_trial_that_has_reached_its_last_step():
         assert stop_decision(s, me, hopeless, [me, *peers]) is None, rule
         beyond = [*hopeless, CurvePoint(step=21, value=5.0)]  # a trainer that runs past maxSteps
         assert stop_decision(s, me, beyond, [me, *peers]) is None, rule
+
+
+def test_a_rounds_curvefit_settings_reach_its_decisions():
+    """minLookAlikes, runningQuantile, runningLift and luckyDraws in a Round (or as the
+    Study's defaults) change what curve fitting stops, as they change CurveFitRule."""
+    from .test_stopping_late_bloomers import STEPS, smooth
+
+    me = trial(99, {"learning_rate": 0.1}, "Running")
+    done = [trial(i, {"learning_rate": 0.1}, "Succeeded", None, smooth(0.9, 0.1 + 0.01 * i, seed=i))
+            for i in range(7)]
+    hopeless = [CurvePoint(step=s, value=v) for s, v in smooth(0.9, 0.5, seed=50)[:12]]
+
+    def decide(spec: dict, defaults: dict | None = None):
+        rule = {"rule": "curvefit", "startStep": 4, "minTrials": 3, **spec}
+        st = study(maxSteps=STEPS, **({"roundDefaults": {"earlyStopping": defaults}} if defaults else {}))
+        return stop_decision(resolve(st, round_(earlyStopping=rule)), me, hopeless, [me, *done])
+
+    # seven finished look-alikes are too few for a calibrated stop (8 by default) ...
+    assert decide({"runningQuantile": 0}) is None
+    stop = decide({"runningQuantile": 0, "minLookAlikes": 5})  # ... five are enough when the Round says so
+    assert stop is not None and stop.evidence["calibrationTrials"] >= 5 and "runningQuantile" not in stop.evidence
+    # by default, worse than 45% of the others' running averages: stopped as the median rule would
+    gated = decide({})
+    assert gated is not None and gated.evidence["runningQuantile"] == 0.45
+    # the Study's default quantile applies where the Round says nothing; the Round's own wins
+    assert decide({}, {"runningQuantile": 0.3}).evidence["runningQuantile"] == 0.3
+    assert decide({"runningQuantile": 0}, {"runningQuantile": 0.3}) is None
+    # a lift of 0 lets any calibrated chance keep a gated trial running
+    assert decide({"runningLift": 0}) is None
+    s = resolve(study(), round_(earlyStopping={"rule": "curvefit", "luckyDraws": False}))
+    assert s.stopping.lucky_draws is False and resolve(study(), round_()).stopping.lucky_draws is True

@@ -9,6 +9,7 @@ from .common import Model
 
 ALGORITHMS = ("sobol", "random", "grid", "tpe", "gp", "cmaes")
 STOPPING_RULES = ("none", "median", "curvefit")
+MIN_LOOK_ALIKES = 5  # stopping.calibration.MIN_CALIBRATION: the API does not import the rules
 
 
 class Algorithm(Model):
@@ -94,7 +95,8 @@ class EarlyStopping(Model):
             "curvefit: stop when the probability to beat the best value seen in the Round falls below this "
             "(default 0.003; see medianProbability and leaderProbability). The probability is calibrated on the "
             "Round's finished trials: how the same extrapolation fared on those that looked like this one at "
-            "the same step; nothing is stopped before five finished trials reached that step."
+            "the same step; curve fitting stops nothing of its own before minLookAlikes finished trials "
+            "reached that step (see runningQuantile for the stops before)."
         ),
     )
     margin: float | None = Field(
@@ -124,6 +126,47 @@ class EarlyStopping(Model):
             "curvefit: the threshold instead of probability for a trial whose best value so far is better than "
             "that of all but a tenth of the other trials at the same step (default 0.0005; never above "
             "probability, 0 never stops such a trial)."
+        ),
+    )
+    min_look_alikes: int | None = Field(
+        default=None,
+        ge=MIN_LOOK_ALIKES,
+        le=1000,
+        description=(
+            "curvefit: how many finished trials that stood like this one at the same step a calibrated stop must "
+            "rest on (default 8, at least 5). The probability is calibrated on about 2 sqrt(N) of N finished "
+            "trials: 8 lets curve fitting stop from about the eighth finished trial on, 10 only once about 25 "
+            "have finished. Higher waits longer and stops later."
+        ),
+    )
+    running_quantile: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description=(
+            "curvefit: a trial worse than this quantile of the other trials' running averages at its step is "
+            "stopped as the median rule would stop it (0.5 is the median rule), whatever curve fitting says, "
+            "unless its finished look-alikes still give it at least runningLift to beat the best (a late "
+            "bloomer: trials like it finished better than they looked). Default 0.45; 0 turns this off, so "
+            "only calibrated curve fitting stops."
+        ),
+    )
+    running_lift: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "curvefit: the probability to beat the best, calibrated on the trial's finished look-alikes, that "
+            "keeps a trial below runningQuantile running (default 0.05; 1 keeps none)."
+        ),
+    )
+    lucky_draws: bool | None = Field(
+        default=None,
+        description=(
+            "curvefit: never put the probability to beat the best below that of one of the trial's remaining "
+            "measurements reaching it by chance, each scattered around where the trial stands as its own "
+            "recent measurements are (default true; objective strategy best only: with the last value as "
+            "objective one lucky measurement does not count)."
         ),
     )
 

@@ -22,6 +22,10 @@ class StoppingSettings:
     margin: float
     median_probability: float
     leader_probability: float
+    min_look_alikes: int
+    running_quantile: float
+    running_lift: float
+    lucky_draws: bool
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ def resolve(study: Study, rnd: Round) -> RoundSettings:
             margin=float(_pick("margin", *es, default=0.0)),  # type: ignore[arg-type]
             median_probability=float(_pick("median_probability", *es, default=CurveFitRule.median_probability)),  # type: ignore[arg-type]
             leader_probability=float(_pick("leader_probability", *es, default=CurveFitRule.leader_probability)),  # type: ignore[arg-type]
+            min_look_alikes=int(_pick("min_look_alikes", *es, default=CurveFitRule.min_look_alikes)),  # type: ignore[arg-type]
+            running_quantile=float(_pick("running_quantile", *es, default=CurveFitRule.running_quantile)),  # type: ignore[arg-type]
+            running_lift=float(_pick("running_lift", *es, default=CurveFitRule.running_lift)),  # type: ignore[arg-type]
+            lucky_draws=bool(_pick("lucky_draws", *es, default=CurveFitRule.lucky_draws)),
         ),
         max_steps=max_steps,
         direction=study.spec.objective.goal,

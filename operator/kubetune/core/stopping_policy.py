@@ -57,7 +57,8 @@ def stop_decision(s: RoundSettings, trial: Trial, curve: list[CurvePoint], peers
             final_step=s.max_steps, probability=rule.probability, margin=rule.margin,
             start_step=rule.start_step, min_trials=rule.min_trials, interval=rule.interval,
             median_probability=rule.median_probability, leader_probability=rule.leader_probability,
-            objective=s.strategy,
+            min_look_alikes=rule.min_look_alikes, running_quantile=rule.running_quantile,
+            running_lift=rule.running_lift, lucky_draws=rule.lucky_draws, objective=s.strategy,
         ).decide(_points(curve), other_curves, s.direction, finished, stopped)
     if decision is None:
         return None

@@ -1,6 +1,8 @@
 """kubetune's stopping rules as optuna pruners, to compare them with optuna's own."""
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
@@ -42,16 +44,17 @@ class CurveFitPruner(BasePruner):
     usual case in optuna) rather than the best. A trial worse than most others' running
     averages is pruned as the median rule would prune it (unless finished trials like it
     bloomed late); curve fitting's own prunes wait for eight finished look-alikes (see
-    CurveFitRule). The other CurveFitRule settings are its defaults."""
+    CurveFitRule). Any other CurveFitRule setting (min_look_alikes, running_quantile,
+    running_lift, lucky_draws, ...) is passed by name; unset ones are its defaults."""
 
     def __init__(self, final_step: int, probability: float = CurveFitRule.probability, margin: float = 0.0,
                  start_step: int = 5, min_trials: int = 3, median_probability: float = CurveFitRule.median_probability,
                  leader_probability: float = CurveFitRule.leader_probability, objective: Strategy = "best",
-                 uncalibrated: str = CurveFitRule.uncalibrated) -> None:
+                 uncalibrated: str = CurveFitRule.uncalibrated, **settings: Any) -> None:
         self.rule = CurveFitRule(final_step=final_step, probability=probability, margin=margin,
                                  start_step=start_step, min_trials=min_trials,
                                  median_probability=median_probability, leader_probability=leader_probability,
-                                 objective=objective, uncalibrated=uncalibrated)
+                                 objective=objective, uncalibrated=uncalibrated, **settings)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         trials = study.get_trials(deepcopy=False)
