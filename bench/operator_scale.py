@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime as dt
 import heapq
 import http.server
 import json
@@ -237,11 +238,7 @@ def stages(entries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     end (the kubelet's Succeeded patch answered) -> the operator's next write of that
     Trial's status (it saw the end) -> the Round's next Trial created -> that Trial's pod
     created. (p50, p99) of each step, seconds."""
-    import datetime as dt
-
-    def at(s: str) -> float:
-        return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
+    at = _seconds
     ends: dict[str, float] = {}
     patches: dict[str, list[float]] = collections.defaultdict(list)
     trials: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
@@ -276,6 +273,11 @@ def stages(entries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     return {"pod end -> Trial status written": (pct(seen, 50), pct(seen, 99)),
             "-> successor Trial created": (pct(created, 50), pct(created, 99)),
             "-> its pod created": (pct(started, 50), pct(started, 99))}
+
+
+def _seconds(stamp: str) -> float:
+    """An audit timestamp (RFC 3339, microseconds) as seconds since the epoch."""
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def child_pid(pid: int) -> int:
@@ -365,6 +367,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         queue = queue_waits(metrics_port)
         time.sleep(2)  # the audit log's batch is flushed
         calls: collections.Counter = collections.Counter()
+        busy: collections.Counter = collections.Counter()  # seconds the API server took, summed per request kind
         entries = [json.loads(line) for line in (audit / "audit.log").read_text().splitlines()]
         for e in entries:
             agent = e.get("userAgent", "")
@@ -372,9 +375,13 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
                 continue
             ref = e.get("objectRef") or {}
             sub = "/" + ref["subresource"] if ref.get("subresource") else ""
-            calls[f"{e['verb']} {ref.get('resource', '?')}{sub}"] += 1
+            kind = f"{e['verb']} {ref.get('resource', '?')}{sub}"
+            calls[kind] += 1
+            if e["verb"] != "watch":
+                busy[kind] += _seconds(e["stageTimestamp"]) - _seconds(e["requestReceivedTimestamp"])
         sizes = {plural: max((len(json.dumps(o)) for o in custom.list_namespaced_custom_object(
-                     GROUP, VERSION, NS, plural)["items"]), default=0) / 1024 for plural in ("trials", "rounds")}
+                     GROUP, VERSION, NS, plural)["items"]), default=0) / 1024
+                 for plural in ("trials", "rounds", "studies")}
         lat = successor_latencies(kubelet, parallel)
         trials = len(kubelet.added)
         return {
@@ -386,7 +393,9 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
             "calls": dict(calls.most_common()),
             "prom_per_poll": prom_queries / (prom_window / a.poll) if prom_window > a.poll else float("nan"),
             "kubelet_errors": kubelet.errors[:3],
-            "server_cpu": server_cpu, "trial_kb": sizes["trials"], "round_kb": sizes["rounds"], "queue": queue, "stages": stages(entries),
+            "server_cpu": server_cpu, "trial_kb": sizes["trials"], "round_kb": sizes["rounds"],
+            "study_kb": sizes["studies"], "busy": {k: (v, calls[k]) for k, v in busy.most_common(4)},
+            "queue": queue, "stages": stages(entries),
         }
     finally:
         if op is not None:
@@ -450,6 +459,9 @@ def main() -> None:
         print(f"#   CPU s of the API server {r['server_cpu']['kube-apiserver']:.1f}, etcd {r['server_cpu']['etcd']:.1f} "
               f"(operator {r['cpu_s']:.1f}); work-queue wait p50/p99 (bucket bounds): "
               + ", ".join(f"{k} {p50:g}/{p99:g} s" for k, (p50, p99) in sorted(r["queue"].items())))
+        print("#   the operator's requests the API server took longest to answer (seconds in all, requests, "
+              "ms each): " + ", ".join(f"{k} {v:.0f} s / {n} / {1000 * v / n:.0f} ms" for k, (v, n) in r["busy"].items())
+              + f"; the Study at the end {r['study_kb']:.0f} KB")
         print("#   a successor's path, p50/p99: " + "; ".join(f"{k} {p50:.2f}/{p99:.2f} s" for k, (p50, p99) in r["stages"].items()))
         if r["kubelet_errors"]:
             print(f"#   stand-in kubelet errors: {r['kubelet_errors']}")

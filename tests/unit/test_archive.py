@@ -85,6 +85,20 @@ def test_archive_writes_follow_finished_trials_not_every_pass(state, phase, seco
     assert archive.due(None, [trial(0, {"learning_rate": 0.1}, "Running")], "Running", NOW) is False
 
 
+def test_a_study_shared_by_many_rounds_is_written_less_often_by_each():
+    """Every archive write sends the whole Study: with 120 running Rounds in one Study each
+    Round writes every 10 minutes, not every 30 s; a Round that ended still writes at once."""
+    trials = [trial(i, {"learning_rate": 0.1}, "Succeeded", 1.0) for i in range(3)]
+    state = ArchiveState(study="s", trials=2, phase="Running", time="2026-01-01T00:00:00Z")
+    later = lambda s: NOW + dt.timedelta(seconds=s)  # noqa: E731
+    assert archive.due(state, trials, "Running", later(60), rounds=3)
+    assert not archive.due(state, trials, "Running", later(60), rounds=120)
+    assert not archive.due(state, trials, "Running", later(599), rounds=120)
+    assert archive.due(state, trials, "Running", later(600), rounds=120)
+    assert archive.due(state, trials, "Succeeded", later(1), rounds=120)
+    assert archive.due(None, trials, "Running", NOW, rounds=120)  # its first finished trial
+
+
 def test_export_writes_every_trial_as_yaml_and_csv():
     trials = _trials(3, points=5)
     rnd = _round(trials)

@@ -134,7 +134,10 @@ def keep(kube: Kube, study_raw: dict[str, Any] | None, rnd: Round, trials: list[
     """The Round pass's part: archive the finished trials when it is time (core.due). Returns
     the Round's new status.archive; the old one when nothing was written or the write must
     be tried again."""
-    if study_raw is None or not core.due(status.archive, trials, status.phase, now):
+    if study_raw is None:
+        return status.archive
+    rounds = len((study_raw.get("status") or {}).get("archive") or ())
+    if not core.due(status.archive, trials, status.phase, now, rounds):
         return status.archive
     current = rnd.model_copy(update={"status": status})
     done = core.finished(trials)
