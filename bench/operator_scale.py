@@ -12,7 +12,8 @@ once, and measures:
 - API requests per trial the operator made (counted by the API server's audit log,
   by user agent: the operator's Kubernetes client and kopf), and how many per verb;
 - Prometheus range queries per poll: the operator polls a stand-in Prometheus that
-  counts queries and answers with no data.
+  counts queries and answers with each running trial's curve (a step every 30 s;
+  --no-metrics: no data, as if the trials reported nothing).
 
     python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 and 120x30 (45 each)
     python bench/operator_scale.py --levels 10x10 --trials-per-round 30 --trial-seconds 8
@@ -28,8 +29,10 @@ import datetime as dt
 import heapq
 import http.server
 import json
+import math
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -45,8 +48,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.envtest import ApiServer, missing  # noqa: E402
+from kubetune.sdk import METRIC_NAME, STEP_NAME  # noqa: E402
 
 NS = "bench"
+MAX_STEPS = 10  # the bench Study's maxSteps
+STEP_SECONDS = 30.0  # how often a stand-in trial reports a new step
 GROUP, VERSION = "kubetune.io", "v1alpha1"
 
 
@@ -147,18 +153,25 @@ class StandInKubelet:
 
 
 class CountingPrometheus(http.server.ThreadingHTTPServer):
-    """Answers every range query with no data, and counts them."""
+    """Counts range queries. With `kubelet` (a StandInKubelet) it answers a Round's query
+    as Prometheus would while its trials report: each pod the stand-in started has an
+    objective series and a step series, one step every STEP_SECONDS of its run, MAX_STEPS
+    at most (the Study's maxSteps); without, every query gets no data."""
 
-    def __init__(self) -> None:
+    def __init__(self, kubelet: "StandInKubelet | None" = None) -> None:
         self.queries = 0
         self.started = time.monotonic()
+        self.kubelet = kubelet
         bench = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                if urllib.parse.urlsplit(self.path).path == "/api/v1/query_range":
+                url = urllib.parse.urlsplit(self.path)
+                result: list[dict[str, Any]] = []
+                if url.path == "/api/v1/query_range":
                     bench.queries += 1
-                body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
+                    result = bench.answer(urllib.parse.parse_qs(url.query))
+                body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -171,6 +184,31 @@ class CountingPrometheus(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
+    def answer(self, q: dict[str, list[str]]) -> list[dict[str, Any]]:
+        found = re.search(r'kubetune_round="([^"]+)"', q.get("query", [""])[0])
+        if self.kubelet is None or found is None:
+            return []
+        start, end, step = (float(q[k][0]) for k in ("start", "end", "step"))
+        wall = time.time() - time.monotonic()  # the stand-in's monotonic times as Unix seconds
+        out = []
+        for pod, rnd in list(self.kubelet.round_of.items()):
+            if rnd != found.group(1):
+                continue
+            began = self.kubelet.added[pod] + wall
+            stopped = self.kubelet.ended.get(pod)
+            until = min(end, stopped + wall if stopped is not None else end)
+            first = math.ceil(max(start, began))
+            ts = [first + i * step for i in range(int((until - first) // step) + 1)] if until >= first else []
+            if not ts:
+                continue
+            steps = [min(MAX_STEPS, 1 + int((t - began) // STEP_SECONDS)) for t in ts]
+            trial = pod.rsplit("-", 1)[0]
+            out.append({"metric": {"__name__": STEP_NAME, "kubetune_trial": trial},
+                        "values": [[t, str(k)] for t, k in zip(ts, steps)]})
+            out.append({"metric": {"__name__": METRIC_NAME, "kubetune_trial": trial, "metric": "val_loss"},
+                        "values": [[t, str(1.0 / k + 0.01 * (len(trial) + int(trial.rsplit("-", 1)[1]) % 7))] for t, k in zip(ts, steps)]})
+        return out
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
@@ -178,7 +216,7 @@ class CountingPrometheus(http.server.ThreadingHTTPServer):
 
 def manifests(rounds: int, parallel: int, per_round: int) -> list[dict]:
     study = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Study", "metadata": {"name": "s", "namespace": NS},
-             "spec": {"objective": {"metric": "val_loss", "goal": "minimize"}, "maxSteps": 10,
+             "spec": {"objective": {"metric": "val_loss", "goal": "minimize"}, "maxSteps": MAX_STEPS,
                       "baseline": {"learning_rate": 0.1},
                       "template": {"spec": {"containers": [{"name": "train", "image": "bench"}]}}}}
     out = [study]
@@ -326,6 +364,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         client.user_agent = "bench-user"
         kubernetes.client.CoreV1Api(client).create_namespace({"metadata": {"name": NS}})
         kubelet = StandInKubelet(server.client(), a.trial_seconds, jitter=a.jitter).start()
+        prom.kubelet = None if a.no_metrics else kubelet
         env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(workdir / "operator.log", "wb")
@@ -422,6 +461,8 @@ def main() -> None:
     ap.add_argument("--jitter", type=float, default=0.0,
                     help="pods run trial-seconds x U(1-jitter, 1+jitter); 0: every pod of a wave ends at once "
                          "(the worst case for successor latency: all of a wave's successors in one burst)")
+    ap.add_argument("--no-metrics", action="store_true",
+                    help="the stand-in Prometheus answers every query with no data (trials report nothing)")
     ap.add_argument("--poll", type=float, default=5.0)
     ap.add_argument("--resync", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=8)
@@ -439,7 +480,8 @@ def main() -> None:
     print(f"# python bench/operator_scale.py {' '.join(sys.argv[1:])}")
     print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s"
           + (f" +-{a.jitter:.0%}" if a.jitter else " (all alike)") + f", poll {a.poll:g} s, "
-          f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores")
+          f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores; "
+          + ("trials report no metrics" if a.no_metrics else f"trials report a step every {STEP_SECONDS:g} s"))
     head = (f"{'level':>6} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
             f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11} {'Trial KB':>8} {'Round KB':>8}")
     print(head, flush=True)
