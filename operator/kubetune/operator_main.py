@@ -83,7 +83,8 @@ def build(args: argparse.Namespace, client: Any,
         client.configuration.connection_pool_maxsize = pool
         client.rest_client = kubernetes.client.rest.RESTClientObject(client.configuration)  # built with the old size
     cfg = OperatorConfig(kube=Kube(client, limiter), prometheus=prometheus, workers=workers,
-                         poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0))
+                         poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0),
+                         polls_per_second=limiter.qps / 2)  # the rest of the qps for the passes' own calls
     register(registry, cfg)
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = "kubetune.io/finalizer"
