@@ -291,6 +291,23 @@ def test_one_query_per_round_per_poll_however_many_trials_ask():
     assert ("ns", "r") not in curves and ("ns", "other") in curves
 
 
+def test_a_longer_poll_interval_keeps_one_query_per_round_per_interval():
+    """When many running trials stretch the poll interval (OperatorConfig.poll_interval), a
+    Round's answer serves its trials for the whole interval: asking again at every
+    poll_seconds would fetch each point once per poll_seconds of the interval."""
+    now, interval = [100.0], [15.0]
+    prom = _Prometheus()
+    curves = RoundCurves(prom, poll_seconds=15, clock=lambda: now[0], interval=lambda: interval[0])  # type: ignore[arg-type]
+    curves.observe("ns", "r", "r-0", "val_loss", 0, 100)
+    interval[0] = 144.0
+    now[0] += 100
+    curves.observe("ns", "r", "r-1", "val_loss", 0, 200)
+    assert prom.calls == 1
+    now[0] += 44
+    curves.observe("ns", "r", "r-1", "val_loss", 0, 244)
+    assert prom.calls == 2
+
+
 def test_each_poll_asks_only_for_what_is_new_yet_no_trial_misses_a_point():
     asked: list[tuple[float, float]] = []
 

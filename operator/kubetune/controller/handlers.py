@@ -99,7 +99,8 @@ class OperatorConfig:
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(lambda key: run_pass(self, key), self.workers)  # type: ignore[arg-type]
-        self.curves = RoundCurves(self.prometheus, self.poll_seconds) if self.prometheus is not None else None
+        self.curves = (RoundCurves(self.prometheus, self.poll_seconds, interval=self.poll_interval)
+                       if self.prometheus is not None else None)
 
     def lock(self, key: tuple[str, str, str]) -> threading.Lock:
         """One pass at a time per object, whether a timer or the work queue started it."""

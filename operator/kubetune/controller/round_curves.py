@@ -40,8 +40,11 @@ class _Answer:
 
 class RoundCurves:
     def __init__(self, prometheus: PrometheusClient, poll_seconds: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, interval: Callable[[], float] | None = None):
+        """`interval`: the poll interval now, when it changes with the trials being polled
+        (OperatorConfig.poll_interval); a Round's answer serves its trials that long."""
         self.prometheus, self.poll_seconds, self.clock = prometheus, poll_seconds, clock
+        self.interval = interval or (lambda: poll_seconds)
         self._answers: dict[tuple[str, str, str], _Answer] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._origin: dict[tuple[str, str, str], float] = {}  # Round key -> where its first query started
@@ -62,7 +65,7 @@ class RoundCurves:
         with lock:  # the Round's other trials wait for this one answer instead of asking too
             answer = self._answers.get(key)
             now = self.clock()
-            if answer is None or now - answer.at >= self.poll_seconds:
+            if answer is None or now - answer.at >= self.interval():
                 read = self._read.setdefault(key, {})
                 marks = list(read.values())  # `done` may drop one from another thread
                 origin = self._origin.setdefault(key, start)
