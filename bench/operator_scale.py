@@ -15,7 +15,8 @@ once, and measures:
   counts queries and answers with each running trial's curve (a step every 30 s;
   --no-metrics: no data, as if the trials reported nothing).
 
-    python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 and 120x30 (45 each)
+    python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 and 120x30 (45 each),
+                                                         # then 120x30 with 5-minute pods (300 s +-50%)
     python bench/operator_scale.py --levels 10x10 --trials-per-round 30 --trial-seconds 8
     python bench/operator_scale.py --workers 1           # passes one at a time (blocking calls)
 
@@ -345,7 +346,20 @@ def successor_latencies(kubelet: StandInKubelet, parallel: int) -> list[float]:
     return out
 
 
-def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int, workdir: Path) -> dict[str, Any]:
+def parse_level(level: str, a: argparse.Namespace) -> tuple[int, int, int, float, float, str]:
+    """ROUNDSxPARALLEL[xTRIALS][@SECONDS[:JITTER]] -> (rounds, parallel, trials per Round,
+    pod seconds, jitter, the level's label); what a level leaves out comes from the options."""
+    shape, _, pods = level.partition("@")
+    rounds, parallel, *per_round = (int(x) for x in shape.split("x"))
+    seconds, _, jitter = pods.partition(":")
+    label = f"{rounds}x{parallel}" + (f" {float(seconds):g}s" if seconds else "") + (
+        f"±{float(jitter):.0%}" if jitter else "")
+    return (rounds, parallel, per_round[0] if per_round else a.trials_per_round,
+            float(seconds) if seconds else a.trial_seconds, float(jitter) if jitter else a.jitter, label)
+
+
+def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any]:
+    rounds, parallel, per_round, seconds, jitter, label = parse_level(level, a)
     audit = workdir / "audit"
     audit.mkdir(parents=True, exist_ok=True)
     (audit / "audit.log").unlink(missing_ok=True)
@@ -363,7 +377,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         client = server.client()
         client.user_agent = "bench-user"
         kubernetes.client.CoreV1Api(client).create_namespace({"metadata": {"name": NS}})
-        kubelet = StandInKubelet(server.client(), a.trial_seconds, jitter=a.jitter).start()
+        kubelet = StandInKubelet(server.client(), seconds, jitter=jitter).start()
         prom.kubelet = None if a.no_metrics else kubelet
         env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
         env.pop("KUBERNETES_SERVICE_HOST", None)
@@ -388,7 +402,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         first_wave = rounds * parallel
         total = rounds * per_round
         wave_s = None
-        deadline = applied + a.timeout
+        deadline = applied + max(a.timeout, seconds * (1 + jitter) + 50)  # long pods: past their first wave's end
         prom_from, prom_q0 = None, 0
         while time.monotonic() < deadline:
             if wave_s is None and len(kubelet.added) >= first_wave:
@@ -424,7 +438,7 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
         lat = successor_latencies(kubelet, parallel)
         trials = len(kubelet.added)
         return {
-            "level": f"{rounds}x{parallel}", "trials": trials, "finished": len(kubelet.ended), "elapsed": elapsed,
+            "level": label, "trials": trials, "finished": len(kubelet.ended), "elapsed": elapsed,
             "wave_s": wave_s, "wave_pods_s": first_wave / wave_s if wave_s else float("nan"),
             "p50": pct(lat, 50), "p99": pct(lat, 99), "successors": len(lat),
             "cpu_s": cpu1 - cpu0, "cores": (cpu1 - cpu0) / elapsed, "rss_mib": peak,
@@ -454,8 +468,9 @@ def run_level(a: argparse.Namespace, rounds: int, parallel: int, per_round: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--levels", nargs="+", default=["10x10", "40x30x45", "120x30x45"],
-                    help="ROUNDSxPARALLEL[xTRIALS]: TRIALS per Round, else --trials-per-round")
+    ap.add_argument("--levels", nargs="+", default=["10x10", "40x30x45", "120x30x45", "120x30x45@300:0.5"],
+                    help="ROUNDSxPARALLEL[xTRIALS][@SECONDS[:JITTER]]: TRIALS per Round (else --trials-per-round), "
+                         "pods that run SECONDS +-JITTER (else --trial-seconds and --jitter)")
     ap.add_argument("--trials-per-round", type=int, default=30)
     ap.add_argument("--trial-seconds", type=float, default=8.0, help="how long each stand-in pod runs")
     ap.add_argument("--jitter", type=float, default=0.0,
@@ -468,7 +483,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--qps", type=float, default=100.0)
     ap.add_argument("--burst", type=int, default=200)
-    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per level at most")
+    ap.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds per level at most (at least the first wave's pods' longest run + 50 s)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))
     ap.add_argument("--profile", action="store_true",
                     help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt)")
@@ -482,15 +498,14 @@ def main() -> None:
           + (f" +-{a.jitter:.0%}" if a.jitter else " (all alike)") + f", poll {a.poll:g} s, "
           f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores; "
           + ("trials report no metrics" if a.no_metrics else f"trials report a step every {STEP_SECONDS:g} s"))
-    head = (f"{'level':>6} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
+    head = (f"{'level':>11} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
             f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11} {'Trial KB':>8} {'Round KB':>8}")
     print(head, flush=True)
     results = []
     for level in a.levels:
-        rounds, parallel, *per_round = (int(x) for x in level.split("x"))
-        r = run_level(a, rounds, parallel, per_round[0] if per_round else a.trials_per_round, a.workdir / level)
+        r = run_level(a, level, a.workdir / level.replace(":", "-"))
         results.append(r)
-        print(f"{r['level']:>6} {r['trials']:>6} {r['p50']:>11.2f} s {r['p99']:>4.2f} s {r['wave_s'] or float('nan'):>8.1f} s "
+        print(f"{r['level']:>11} {r['trials']:>6} {r['p50']:>11.2f} s {r['p99']:>4.2f} s {r['wave_s'] or float('nan'):>8.1f} s "
               f"{r['wave_pods_s']:>6.1f} {r['cpu_s']:>6.1f} {r['cores']:>5.2f} {r['rss_mib']:>4.0f} MiB "
               f"{r['requests_per_trial']:>13.1f} {r['prom_per_poll']:>11.1f} {r['trial_kb']:>8.1f} {r['round_kb']:>8.1f}",
               flush=True)
