@@ -102,3 +102,12 @@ def test_a_rounds_curvefit_settings_reach_its_decisions():
     assert decide({"runningLift": 0}) is None
     s = resolve(study(), round_(earlyStopping={"rule": "curvefit", "luckyDraws": False}))
     assert s.stopping.lucky_draws is False and resolve(study(), round_()).stopping.lucky_draws is True
+
+
+def test_the_spec_refuses_fewer_look_alikes_than_the_rule_accepts():
+    """api.settings keeps its own copy of the calibration minimum (the API does not import
+    the rules): the CRD's minimum for minLookAlikes is the rule's."""
+    from kubetune.api.settings import MIN_LOOK_ALIKES
+    from kubetune.stopping.calibration import MIN_CALIBRATION
+
+    assert MIN_LOOK_ALIKES == MIN_CALIBRATION

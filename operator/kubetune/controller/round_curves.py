@@ -43,7 +43,7 @@ class RoundCurves:
                  clock: Callable[[], float] = time.monotonic, interval: Callable[[], float] | None = None):
         """`interval`: the poll interval now, when it changes with the trials being polled
         (OperatorConfig.poll_interval); a Round's answer serves its trials that long."""
-        self.prometheus, self.poll_seconds, self.clock = prometheus, poll_seconds, clock
+        self.prometheus, self.clock = prometheus, clock
         self.interval = interval or (lambda: poll_seconds)
         self._answers: dict[tuple[str, str, str], _Answer] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
