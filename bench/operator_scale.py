@@ -11,9 +11,10 @@ once, and measures:
 - the operator process's CPU (seconds and average cores) and peak RSS (VmHWM);
 - API requests per trial the operator made (counted by the API server's audit log,
   by user agent: the operator's Kubernetes client and kopf), and how many per verb;
-- Prometheus range queries per poll: the operator polls a stand-in Prometheus that
-  counts queries and answers with each running trial's curve (a step every 30 s;
-  --no-metrics: no data, as if the trials reported nothing).
+- Prometheus queries per poll: the operator polls a stand-in Prometheus that counts
+  queries and answers with each running trial's curve (a step every 30 s, scraped every
+  15 s; the samples it answered a query are printed too; --no-metrics: no data, as if
+  the trials reported nothing).
 
     python bench/operator_scale.py                       # 10x10 (30 trials each), then 40x30 and 120x30 (45 each),
                                                          # then 120x30 with 5-minute pods (300 s +-50%)
@@ -54,6 +55,7 @@ from kubetune.sdk import METRIC_NAME, STEP_NAME  # noqa: E402
 NS = "bench"
 MAX_STEPS = 10  # the bench Study's maxSteps
 STEP_SECONDS = 30.0  # how often a stand-in trial reports a new step
+SCRAPE_SECONDS = 15.0  # how often the stand-in Prometheus scrapes a pod (its raw samples)
 GROUP, VERSION = "kubetune.io", "v1alpha1"
 
 
@@ -161,6 +163,7 @@ class CountingPrometheus(http.server.ThreadingHTTPServer):
 
     def __init__(self, kubelet: "StandInKubelet | None" = None) -> None:
         self.queries = 0
+        self.samples = 0  # samples answered, all queries together
         self.started = time.monotonic()
         self.kubelet = kubelet
         bench = self
@@ -169,9 +172,10 @@ class CountingPrometheus(http.server.ThreadingHTTPServer):
             def do_GET(self) -> None:  # noqa: N802
                 url = urllib.parse.urlsplit(self.path)
                 result: list[dict[str, Any]] = []
-                if url.path == "/api/v1/query_range":
+                if url.path in ("/api/v1/query_range", "/api/v1/query"):
                     bench.queries += 1
                     result = bench.answer(urllib.parse.parse_qs(url.query))
+                    bench.samples += sum(len(s["values"]) for s in result)
                 body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -186,10 +190,18 @@ class CountingPrometheus(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def answer(self, q: dict[str, list[str]]) -> list[dict[str, Any]]:
-        found = re.search(r'kubetune_round="([^"]+)"', q.get("query", [""])[0])
+        """A range query (the operator before 2026-12-02: a value at every `step`, each the
+        latest sample) or an instant query of a range vector (raw samples: one per scrape,
+        every SCRAPE_SECONDS of a pod's run, at the pod's own scrape offset)."""
+        query = q.get("query", [""])[0]
+        found = re.search(r'kubetune_round="([^"]+)"', query)
         if self.kubelet is None or found is None:
             return []
-        start, end, step = (float(q[k][0]) for k in ("start", "end", "step"))
+        if "time" in q:
+            end = float(q["time"][0])
+            start, step = end - int(re.search(r"\[(\d+)ms\]$", query).group(1)) / 1000, SCRAPE_SECONDS
+        else:
+            start, end, step = (float(q[k][0]) for k in ("start", "end", "step"))
         wall = time.time() - time.monotonic()  # the stand-in's monotonic times as Unix seconds
         out = []
         for pod, rnd in list(self.kubelet.round_of.items()):
@@ -198,15 +210,18 @@ class CountingPrometheus(http.server.ThreadingHTTPServer):
             began = self.kubelet.added[pod] + wall
             stopped = self.kubelet.ended.get(pod)
             until = min(end, stopped + wall if stopped is not None else end)
-            first = math.ceil(max(start, began))
+            if "time" in q:  # scrapes at began + k * SCRAPE_SECONDS, in (start, end]
+                first = began + max(0, math.floor((start - began) / step) + 1) * step
+            else:
+                first = math.ceil(max(start, began))
             ts = [first + i * step for i in range(int((until - first) // step) + 1)] if until >= first else []
             if not ts:
                 continue
             steps = [min(MAX_STEPS, 1 + int((t - began) // STEP_SECONDS)) for t in ts]
             trial = pod.rsplit("-", 1)[0]
-            out.append({"metric": {"__name__": STEP_NAME, "kubetune_trial": trial},
+            out.append({"metric": {"__name__": STEP_NAME, "kubetune_trial": trial, "pod": pod},
                         "values": [[t, str(k)] for t, k in zip(ts, steps)]})
-            out.append({"metric": {"__name__": METRIC_NAME, "kubetune_trial": trial, "metric": "val_loss"},
+            out.append({"metric": {"__name__": METRIC_NAME, "kubetune_trial": trial, "pod": pod, "metric": "val_loss"},
                         "values": [[t, str(1.0 / k + 0.01 * (len(trial) + int(trial.rsplit("-", 1)[1]) % 7))] for t, k in zip(ts, steps)]})
         return out
 
@@ -445,6 +460,7 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
             "requests_per_trial": sum(v for k, v in calls.items() if not k.startswith("watch")) / max(1, trials),
             "calls": dict(calls.most_common()),
             "prom_per_poll": prom_queries / (prom_window / a.poll) if prom_window > a.poll else float("nan"),
+            "prom_samples_per_query": prom.samples / max(1, prom.queries),
             "kubelet_errors": kubelet.errors[:3],
             "server_cpu": server_cpu, "trial_kb": sizes["trials"], "round_kb": sizes["rounds"],
             "study_kb": sizes["studies"], "busy": {k: (v, calls[k]) for k, v in busy.most_common(4)},
@@ -497,7 +513,7 @@ def main() -> None:
     print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s"
           + (f" +-{a.jitter:.0%}" if a.jitter else " (all alike)") + f", poll {a.poll:g} s, "
           f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores; "
-          + ("trials report no metrics" if a.no_metrics else f"trials report a step every {STEP_SECONDS:g} s"))
+          + ("trials report no metrics" if a.no_metrics else f"trials report a step every {STEP_SECONDS:g} s, scraped every {SCRAPE_SECONDS:g} s"))
     head = (f"{'level':>11} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
             f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11} {'Trial KB':>8} {'Round KB':>8}")
     print(head, flush=True)
@@ -518,7 +534,8 @@ def main() -> None:
               + ", ".join(f"{k} {p50:g}/{p99:g} s" for k, (p50, p99) in sorted(r["queue"].items())))
         print("#   the operator's requests the API server took longest to answer (seconds in all, requests, "
               "ms each): " + ", ".join(f"{k} {v:.0f} s / {n} / {1000 * v / n:.0f} ms" for k, (v, n) in r["busy"].items())
-              + f"; the Study at the end {r['study_kb']:.0f} KB")
+              + f"; the Study at the end {r['study_kb']:.0f} KB; Prometheus answered "
+              f"{r['prom_samples_per_query']:.0f} samples a query")
         print("#   a successor's path, p50/p99: " + "; ".join(f"{k} {p50:.2f}/{p99:.2f} s" for k, (p50, p99) in r["stages"].items()))
         if r["kubelet_errors"]:
             print(f"#   stand-in kubelet errors: {r['kubelet_errors']}")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
 from kubetune.metrics.prometheus import PrometheusClient, PrometheusError
-from kubetune.metrics.promql import curve_queries
+from kubetune.metrics.promql import round_selector
 
 from .conftest import create, live, round_manifest, start_operator, study_manifest, wait_for
 
@@ -91,8 +92,9 @@ async def test_a_trial_that_trains_on_after_nan_is_ended_infeasible_naming_the_s
 async def test_label_values_cannot_change_the_query(prometheus):
     client = PrometheusClient(prometheus.url, timeout=2, retries=0)
     evil = 'x"} or vector(1) or {__name__="up'
-    for q in curve_queries("ns", evil, 'val_loss"}) or vector(2'):
-        assert client.query_range(q, 0, 100, 10) == []  # a valid query that matches nothing
+    now = time.time()
+    assert client.samples(round_selector(evil, evil, 'val_loss"}) or vector(2'), now - 100, now) == []
+    assert client.observe_round(evil, evil, 'val_loss"}) or vector(2', now - 100, now) == {}
 
 
 async def test_unreachable_prometheus_raises_a_clear_error():

@@ -14,7 +14,7 @@ from kubetune.controller.round_curves import RoundCurves
 from kubetune.controller.workqueue import WorkQueue
 from kubetune.controller.writes import Writes
 from kubetune.metrics.prometheus import Observed, PrometheusError
-from kubetune.metrics.promql import round_query
+from kubetune.metrics.promql import raw_samples, round_selector
 
 
 async def _passes(q: WorkQueue, n: int, tries: int = 100) -> None:
@@ -343,8 +343,8 @@ def test_an_outage_costs_one_query_per_round_per_poll():
 
 
 def test_the_round_query_selects_the_round_and_escapes_every_value():
-    q = round_query('n"s', "r1", "val.loss")
+    q = raw_samples(round_selector('n"s', "r1", "val.loss"), 90.5)
     assert 'kubetune_round="r1"' in q and 'kubetune_namespace="n\\"s"' in q
     assert 'metric=~"val\\\\.loss|"' in q  # a regex: the dot is literal, and step series have no metric label
-    assert q.startswith("max by (kubetune_trial, __name__) (")
     assert "kubetune_trial_diverged_step" in q and "kubetune_trial_step" in q and "kubetune_trial_metric" in q
+    assert q.endswith("}[90500ms]")  # raw samples: a range vector, no aggregation that would need a range query

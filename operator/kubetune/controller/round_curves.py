@@ -10,20 +10,20 @@ Each query asks only for what is new: from where the Round's slowest reader stan
 (minus a minute, for samples that land late), not from the earliest trial's start. A
 trial merges what it reads into its status curve (core.trial_plan), which keeps the
 history; asking for it again every poll made each poll read every running trial's
-whole curve at one point a second, a cost that grew with the trials' age (20 MB per
-poll for 3,600 trials 90 s old, bench/prometheus_cost.py). A trial that has not read
+whole curve again, a cost that grew with the trials' age (20 MB per poll for 3,600 trials
+90 s old, bench/prometheus_cost.py). The answer holds each sample once, as scraped
+(PrometheusClient.samples), not a range query's value at every second. A trial that has not read
 an answer yet holds the window back to that answer's start, so no point is skipped; a
 finished or deleted trial lets go (`done`).
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..metrics.prometheus import Observed, PrometheusClient, PrometheusError, resolution
+from ..metrics.prometheus import Observed, PrometheusClient, PrometheusError
 
 NOTHING = Observed([], None)
 OVERLAP = 60.0  # seconds asked again each poll: a scrape's samples can land after later ones are read
@@ -47,7 +47,6 @@ class RoundCurves:
         self.interval = interval or (lambda: poll_seconds)
         self._answers: dict[tuple[str, str, str], _Answer] = {}
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
-        self._origin: dict[tuple[str, str, str], float] = {}  # Round key -> where its first query started
         self._read: dict[tuple[str, str, str], dict[str, float]] = {}  # Round key -> trial -> read up to
         self._round_of: dict[tuple[str, str], tuple[str, str, str]] = {}  # (namespace, trial) -> Round key
         self._guard = threading.Lock()
@@ -68,13 +67,7 @@ class RoundCurves:
             if answer is None or now - answer.at >= self.interval():
                 read = self._read.setdefault(key, {})
                 marks = list(read.values())  # `done` may drop one from another thread
-                origin = self._origin.setdefault(key, start)
                 since = max(start, min(marks) - OVERLAP) if marks else start
-                # on the grid of the Round's first query: a range query evaluates at start +
-                # k*step, and a grid shifted between polls would see other samples of a
-                # series scraped as often as the step (two in one step: one is never seen)
-                step = resolution(since, end)
-                since = origin + math.floor((since - origin) / step) * step if since > origin else since
                 self.queries += 1
                 try:
                     answer = _Answer(now, since, end, self.prometheus.observe_round(namespace, round_name, metric,
@@ -105,7 +98,6 @@ class RoundCurves:
             for key in [k for k in self._answers if k[:2] == (namespace, round_name)]:
                 self._answers.pop(key, None)
                 self._locks.pop(key, None)
-                self._origin.pop(key, None)
                 for trial in self._read.pop(key, {}):
                     self._round_of.pop((namespace, trial), None)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..api.trial import CurvePoint
-from ..sdk import DIVERGED_NAME, METRIC_NAME
-from .promql import curve_queries, round_query
+from ..sdk import DIVERGED_NAME, METRIC_NAME, STEP_NAME
+from .promql import raw_samples, round_selector
 
 
 class PrometheusError(RuntimeError):
@@ -73,42 +73,25 @@ class PrometheusClient:
         )
         return list(data.get("result", []))
 
-    def observe(self, namespace: str, trial: str, metric: str, start: float, end: float) -> Observed:
-        """The trial's objective curve between start and end (Unix seconds), and the step
-        at which the objective diverged, if the trial reported one."""
-        step = resolution(start, end)
-        mq, sq = curve_queries(namespace, trial, metric)
-        steps = self.query_range(sq, start, end, step)
-        return Observed(join_curve(self.query_range(mq, start, end, step), steps), diverged_step(steps))
+    def samples(self, selector: str, start: float, end: float) -> list[dict]:
+        """Every sample of the series `selector` matches that was scraped after `start` and
+        up to `end` (Unix seconds), once each, with its scrape's timestamp."""
+        data = self._get("/api/v1/query", {"query": raw_samples(selector, end - start), "time": f"{end:.3f}"})
+        return list(data.get("result", []))
 
     def observe_round(self, namespace: str, round_name: str, metric: str, start: float,
                       end: float) -> dict[str, Observed]:
         """Every trial's curve and diverged step in a Round between start and end (Unix
-        seconds), by trial name, from one range query."""
+        seconds), by trial name, from one query."""
         by_trial: dict[str, list[dict]] = {}
-        for s in self.query_range(round_query(namespace, round_name, metric), start, end, resolution(start, end)):
+        for s in self.samples(round_selector(namespace, round_name, metric), start, end):
             by_trial.setdefault(s.get("metric", {}).get("kubetune_trial", ""), []).append(s)
-        out = {}
-        for trial, series in by_trial.items():
-            metric_series = [s for s in series if s.get("metric", {}).get("__name__") == METRIC_NAME]
-            steps = [s for s in series if s.get("metric", {}).get("__name__") != METRIC_NAME]
-            out[trial] = Observed(join_curve(metric_series, steps), diverged_step(steps))
-        return out
-
-    def curve(self, namespace: str, trial: str, metric: str, start: float, end: float) -> list[CurvePoint]:
-        """The trial's objective curve between start and end (Unix seconds)."""
-        return self.observe(namespace, trial, metric, start, end).curve
+        return {trial: Observed(join_curve(series), diverged_step(series)) for trial, series in by_trial.items()}
 
 
 class Observed(NamedTuple):
     curve: list[CurvePoint]
     diverged_step: int | None
-
-
-def resolution(start: float, end: float) -> float:
-    """The query step: 1 s, coarser when the range would pass 10,000 points (Prometheus
-    refuses more than 11,000 per series)."""
-    return max(1.0, math.ceil((end - start) / 10000))
 
 
 def diverged_step(step_series: list[dict]) -> int | None:
@@ -118,16 +101,28 @@ def diverged_step(step_series: list[dict]) -> int | None:
     return min(found, default=None)
 
 
-def join_curve(metric_series: list[dict], step_series: list[dict]) -> list[CurvePoint]:
-    """Pair each metric sample with the step reported at the same evaluation time; the
-    latest value for a step wins."""
-    steps = {float(t): int(float(v)) for s in step_series if s.get("metric", {}).get("__name__") != DIVERGED_NAME
-             for t, v in s.get("values", [])}
-    by_step: dict[int, float] = {}
-    for s in metric_series:
+def _scraped_from(series: dict) -> tuple[tuple[str, str], ...]:
+    """The target a series was scraped from: its labels less the name and the metric."""
+    return tuple(sorted((k, v) for k, v in series.get("metric", {}).items() if k not in ("__name__", "metric")))
+
+
+def join_curve(series: list[dict]) -> list[CurvePoint]:
+    """One trial's curve from its raw samples: each objective sample paired with the step
+    scraped with it (one scrape stamps all its samples with one timestamp), per target, so
+    a restarted trial's pods are not mixed up; for a step reported more than once (a slow
+    step scraped twice, a retried pod) the latest sample wins."""
+    steps: dict[tuple, dict[float, int]] = {}
+    objectives: list[tuple[tuple, float, float]] = []
+    for s in series:
+        name, target = s.get("metric", {}).get("__name__"), _scraped_from(s)
         for t, v in s.get("values", []):
-            step = steps.get(float(t))
-            value = float(v)
-            if step is not None and math.isfinite(value):
-                by_step[step] = value
-    return [CurvePoint(step=k, value=by_step[k]) for k in sorted(by_step)]
+            if name == STEP_NAME:
+                steps.setdefault(target, {})[float(t)] = int(float(v))
+            elif name == METRIC_NAME:
+                objectives.append((target, float(t), float(v)))
+    latest: dict[int, tuple[float, float]] = {}  # step -> (time, value)
+    for target, t, value in objectives:
+        step = steps.get(target, {}).get(t)
+        if step is not None and math.isfinite(value) and t >= latest.get(step, (-math.inf, 0.0))[0]:
+            latest[step] = (t, value)
+    return [CurvePoint(step=k, value=latest[k][1]) for k in sorted(latest)]
