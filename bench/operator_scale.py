@@ -497,8 +497,8 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=5.0)
     ap.add_argument("--resync", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--qps", type=float, default=100.0)
-    ap.add_argument("--burst", type=int, default=200)
+    ap.add_argument("--qps", type=float, default=200.0, help="the operator's --kube-qps (its default)")
+    ap.add_argument("--burst", type=int, default=400, help="the operator's --kube-burst (its default)")
     ap.add_argument("--timeout", type=float, default=300.0,
                     help="seconds per level at most (at least the first wave's pods' longest run + 50 s)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))

@@ -154,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resync", type=seconds, default=30.0,
                    help="seconds between the safety-net passes over each Round and Trial (events start passes at once)")
     p.add_argument("--workers", type=int, default=8, help="reconcile passes that run at once (threads)")
-    p.add_argument("--kube-qps", type=float, default=50.0,
+    p.add_argument("--kube-qps", type=float, default=200.0,
                    help="Kubernetes API calls per second the passes make on average (0: no client-side limit)")
-    p.add_argument("--kube-burst", type=int, default=100, help="calls allowed at once above --kube-qps")
+    p.add_argument("--kube-burst", type=int, default=400, help="calls allowed at once above --kube-qps")
     p.set_defaults(func=_operator)
 
     p = sub.add_parser("report", help="write the HTML report of a Round")

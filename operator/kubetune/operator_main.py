@@ -75,7 +75,7 @@ def build(args: argparse.Namespace, client: Any,
           prometheus: PrometheusClient | None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
     registry = kopf.OperatorRegistry()
     workers = max(1, getattr(args, "workers", 8))
-    limiter = RateLimiter(getattr(args, "kube_qps", 50.0), getattr(args, "kube_burst", 100))
+    limiter = RateLimiter(getattr(args, "kube_qps", 200.0), getattr(args, "kube_burst", 400))
     # one connection per thread that may call at once (the workers, kopf's handler threads):
     # with fewer, urllib3 discards connections and every call past the pool opens a new TLS one
     pool = max(client.configuration.connection_pool_maxsize or 0, workers + 8)
