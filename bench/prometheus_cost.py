@@ -229,6 +229,12 @@ class CountingClient(PrometheusClient):
         self.values += sum(len(s.get("values", [])) for s in data.get("result", []))
         return data
 
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[dict]:
+        """The previous way's request, (b) and (c) with --per-trial range: the operator no longer sends it."""
+        data = self._get("/api/v1/query_range",
+                         {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+        return list(data.get("result", []))
+
 
 # (b): kubetune's Round query until the raw samples, as it was (promql.round_query,
 # prometheus.resolution, prometheus.join_curve), for the comparison.
@@ -287,7 +293,7 @@ def narrowed(query: str, rnd: str, trial: str) -> str:
     return query.replace(sel, f'{sel},kubetune_trial="{escape(trial)}"')
 
 
-def observe_trial(client: PrometheusClient, how: str, namespace: str, rnd: str, trial: str, metric: str,
+def observe_trial(client: CountingClient, how: str, namespace: str, rnd: str, trial: str, metric: str,
                   start: float, end: float) -> Observed:
     """(c): one trial's curve from one query, its whole window."""
     if how == "raw":

@@ -100,7 +100,7 @@ async def test_label_values_cannot_change_the_query(prometheus):
 async def test_unreachable_prometheus_raises_a_clear_error():
     client = PrometheusClient("http://127.0.0.1:9", timeout=0.5, retries=1, backoff=0.01)
     try:
-        client.query_range("up", 0, 10, 1)
+        client.samples("up", 0, 10)
     except PrometheusError as e:
         assert "unreachable" in str(e)
     else:

@@ -66,4 +66,4 @@ def test_prometheus_answers_cut_short_are_retried_then_reported_clearly(server):
     reply[0] = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{\"status\":"
     client = PrometheusClient(url.rsplit("/", 1)[0], retries=1, backoff=0.01)
     with pytest.raises(PrometheusError, match="unreachable"):
-        client.query_range("up", 0.0, 60.0, 15.0)
+        client.samples("up", 0.0, 60.0)

@@ -10,11 +10,11 @@ Each query asks only for what is new: from where the Round's slowest reader stan
 (minus a minute, for samples that land late), not from the earliest trial's start. A
 trial merges what it reads into its status curve (core.trial_plan), which keeps the
 history; asking for it again every poll made each poll read every running trial's
-whole curve again, a cost that grew with the trials' age (20 MB per poll for 3,600 trials
-90 s old, bench/prometheus_cost.py). The answer holds each sample once, as scraped
-(PrometheusClient.samples), not a range query's value at every second. A trial that has not read
-an answer yet holds the window back to that answer's start, so no point is skipped; a
-finished or deleted trial lets go (`done`).
+whole curve again, a cost that grew with the trials' age (20 MB per poll for 3,600
+trials 90 s old, bench/prometheus_cost.py). The answer holds each sample once, as
+scraped (PrometheusClient.samples), not a range query's value at every second. A trial
+that has not read an answer yet holds the window back to that answer's start, so no
+point is skipped; a finished or deleted trial lets go (`done`).
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class RoundCurves:
         self._read: dict[tuple[str, str, str], dict[str, float]] = {}  # Round key -> trial -> read up to
         self._round_of: dict[tuple[str, str], tuple[str, str, str]] = {}  # (namespace, trial) -> Round key
         self._guard = threading.Lock()
-        self.queries = 0  # range queries sent, for the benchmark and the tests
+        self.queries = 0  # queries sent, for the benchmark and the tests
 
     def observe(self, namespace: str, round_name: str, trial: str, metric: str, start: float,
                 end: float) -> Observed:

@@ -1,5 +1,5 @@
-"""A small client of the Prometheus HTTP API: range queries with timeouts, retries,
-an optional bearer token and TLS settings, and curves joined from metric and step samples."""
+"""A small client of the Prometheus HTTP API: raw samples with timeouts, retries, an
+optional bearer token and TLS settings, and curves joined from metric and step samples."""
 from __future__ import annotations
 
 import http.client
@@ -65,13 +65,6 @@ class PrometheusClient:
             if attempt < self.retries:
                 time.sleep(self.backoff * 2**attempt)
         raise PrometheusError(f"Prometheus at {self.url} is unreachable: {last}")
-
-    def query_range(self, query: str, start: float, end: float, step: float) -> list[dict]:
-        data = self._get(
-            "/api/v1/query_range",
-            {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"},
-        )
-        return list(data.get("result", []))
 
     def samples(self, selector: str, start: float, end: float) -> list[dict]:
         """Every sample of the series `selector` matches that was scraped after `start` and
