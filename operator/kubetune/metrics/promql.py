@@ -13,10 +13,6 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
 
 
-def selector(namespace: str, trial: str) -> str:
-    return f'kubetune_namespace="{escape(namespace)}",kubetune_trial="{escape(trial)}"'
-
-
 def round_selector(namespace: str, round_name: str, metric: str) -> str:
     """The series of every trial of a Round: the objective, the step and the diverged step
     (one series per trial, name and scraped pod). Only the objective series carry a
