@@ -84,8 +84,7 @@ def build(args: argparse.Namespace, client: Any,
         client.rest_client = kubernetes.client.rest.RESTClientObject(client.configuration)  # built with the old size
     cfg = OperatorConfig(kube=Kube(client, limiter), prometheus=prometheus, workers=workers,
                          poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0),
-                         polls_per_second=limiter.qps / 2,  # the rest of the qps for the passes' own calls
-                         spare=limiter.spare)
+                         polls_per_second=limiter.qps / 2)  # the rest of the qps for the passes' own calls
     register(registry, cfg)
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = "kubetune.io/finalizer"

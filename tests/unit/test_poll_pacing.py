@@ -38,26 +38,3 @@ def test_no_client_side_limit_no_pacing():
         cfg.due("ns", f"t-{i}", 1000.0)
     assert cfg.poll_interval() == 15.0 and cfg.due("ns", "t-0", 1015.0)
 
-
-
-def test_a_due_poll_waits_while_starting_trials_spends_the_rate_but_not_forever():
-    """Starting 3,600 trials takes 10,800 calls; a poll that reads new points writes the
-    Trial, and each such write among them delays a pod. A due poll waits while the limiter
-    is short of tokens, at most two more poll intervals."""
-    from kubetune.controller.kube import RateLimiter
-
-    now = [0.0]
-    lim = RateLimiter(qps=10, burst=20, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    cfg = OperatorConfig(kube=mock.Mock(), poll_seconds=15.0, spare=lim.spare)
-    assert cfg.due("ns", "t-0", 0.0)  # a trial's first poll: nothing is read yet, nothing written
-    now[0] = 15.0
-    for _ in range(19):
-        lim.acquire()  # a burst of creates spends the bucket
-    assert not lim.spare()
-    assert not cfg.due("ns", "t-0", 15.0)  # due, but waits
-    assert not cfg.due("ns", "t-0", 44.0)
-    assert cfg.due("ns", "t-0", 45.0)  # three intervals: polled whatever the rate
-    now[0] = 100.0  # the rate is spare again: every interval, as before
-    assert lim.spare() and cfg.due("ns", "t-0", 60.0)
-    assert not cfg.due("ns", "t-0", 74.0)
-    assert cfg.due("ns", "t-0", 75.0)

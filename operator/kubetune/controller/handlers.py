@@ -72,8 +72,6 @@ class OperatorConfig:
     that read new points writes the Trial's status, so at 3,600 running trials polled every
     15 s the writes alone would be 240 a second: a trial is then polled every
     `poll_interval()` seconds instead. The operator sets half its client-side qps."""
-    spare: Any = None
-    """Is the client-side rate not being spent now (RateLimiter.spare)? None: always."""
     stop_grace_seconds: int = 30
     backoff_seconds: float = 10.0
     forbidden_retry_seconds: float = 60.0  # after a 403: RBAC does not change by itself in seconds
@@ -165,14 +163,9 @@ class OperatorConfig:
         return max(self.poll_seconds, len(self._last_query) / self.polls_per_second)
 
     def due(self, namespace: str, name: str, now: float) -> bool:
-        """Is it time to query Prometheus for this trial again (every poll_interval())? A
-        poll that is due waits, up to two more intervals, while the client-side rate is
-        being spent (`spare`): pods that start trials go first."""
+        """Is it time to query Prometheus for this trial again (every poll_interval())?"""
         key = f"{namespace}/{name}"
-        interval, last = self.poll_interval(), self._last_query.get(key)
-        if last is not None and now - last < interval:
-            return False
-        if last is not None and now - last < 3 * interval and self.spare is not None and not self.spare():
+        if now - self._last_query.get(key, -1e18) < self.poll_interval():
             return False
         self._last_query[key] = now
         return True

@@ -84,17 +84,6 @@ class RateLimiter:
             self.waited += wait
             self._sleep(wait)
 
-    def spare(self, share: float = 0.5) -> bool:
-        """Is at least `share` of the burst unused now? Work that can wait (a metric poll,
-        which writes the Trial when it reads new points) waits while other calls spend the
-        rate: starting 3,600 trials takes 10,800 calls, and each poll's write among them
-        delays a pod."""
-        if self.qps <= 0:
-            return True
-        with self._lock:
-            tokens = min(float(self.burst), self._tokens + (self._clock() - self._last) * self.qps)
-        return tokens >= share * self.burst
-
 
 _COUNTING = threading.Lock()
 
