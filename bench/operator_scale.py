@@ -511,7 +511,8 @@ def main() -> None:
         raise SystemExit(f"no API server to measure against: {why}")
     print(f"# python bench/operator_scale.py {' '.join(sys.argv[1:])}")
     print(f"# {a.trials_per_round} trials per Round, pods run {a.trial_seconds:g} s"
-          + (f" +-{a.jitter:.0%}" if a.jitter else " (all alike)") + f", poll {a.poll:g} s, "
+          + (f" +-{a.jitter:.0%}" if a.jitter else " (all alike)") + " unless a level says @SECONDS:JITTER"
+          + f", poll {a.poll:g} s, "
           f"resync {a.resync:g} s, {a.workers} workers, kube qps {a.qps:g} burst {a.burst}; {os.cpu_count()} cores; "
           + ("trials report no metrics" if a.no_metrics else f"trials report a step every {STEP_SECONDS:g} s, scraped every {SCRAPE_SECONDS:g} s"))
     head = (f"{'level':>11} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
