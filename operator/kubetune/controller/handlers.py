@@ -664,7 +664,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         view = workloads.observe(cfg, namespace, trial, study, rnd, wl, pods)
     else:
         view = _pod_trial_view(cfg, namespace, trial, study, pods)
-    curve, diverged, peers, queried = None, None, [], False
+    curve, diverged, peers = None, None, []
     conditions = trial.status.conditions
     if (cfg.curves is not None and view is not None and trial.status.phase == "Running"
             and cfg.due(namespace, name, time.monotonic())):
@@ -676,7 +676,6 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         try:
             curve, diverged = cfg.curves.observe(namespace, rnd.metadata.name, trial.metadata.name, s.metric,
                                                  start - 60, now.timestamp())
-            queried = True
         except PrometheusError as e:
             m.PROMETHEUS_ERRORS.inc()
             conditions = set_condition(conditions, "MetricsAvailable", False, "PrometheusUnavailable",
@@ -686,7 +685,7 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         stop = stop_decision(s, trial, merge(trial.status.curve, curve), peers)  # a curve was read: peers are too
     plan = plan_trial(trial, view, metric=s.metric, direction=s.direction, strategy=s.strategy,
                       max_retries=s.max_retries, now=now, curve=curve, stop=stop, diverged_step=diverged)
-    if queried:  # said with the curve's length, not the poll's: a poll that read nothing new writes nothing
+    if curve is not None:  # read: said with the curve's length, not the poll's (a poll with nothing new writes nothing)
         conditions = set_condition(conditions, "MetricsAvailable", True, "PrometheusQueried",
                                    f"{s.metric} read from Prometheus; the curve holds {len(plan.status.curve)} points",
                                    now)

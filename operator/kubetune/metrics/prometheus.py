@@ -87,9 +87,9 @@ class Observed(NamedTuple):
     diverged_step: int | None
 
 
-def diverged_step(step_series: list[dict]) -> int | None:
-    """The first step at which the objective diverged, from the diverged-step series."""
-    found = [int(float(v)) for s in step_series if s.get("metric", {}).get("__name__") == DIVERGED_NAME
+def diverged_step(series: list[dict]) -> int | None:
+    """The first step at which the objective diverged, from a trial's diverged-step series."""
+    found = [int(float(v)) for s in series if s.get("metric", {}).get("__name__") == DIVERGED_NAME
              for _, v in s.get("values", []) if math.isfinite(float(v))]
     return min(found, default=None)
 
