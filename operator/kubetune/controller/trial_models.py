@@ -13,6 +13,14 @@ held twice; a parse keeps its curve packed (api.trial.PackedCurve). Index entrie
 therefore bodies (unfinished Trials, and Trials that do not parse) or Trials; `name`,
 `phase`, `version` and `body` read either.
 
+A settled Trial is also held lean (`lean`), as nothing in the operator reads the rest:
+its conditions are left out (bookkeeping for people and tools, which read them from the
+API server; no pass reads a finished Trial's), each of its models forgets which fields
+its body set (pydantic's record for exclude_unset, which nothing here uses: wire() leaves
+out None), and its short strings are interned (the namespace, the Round's and Study's
+names, label keys and values, parameter names, the phase: the same for every Trial of a
+Round). That took a finished Trial from ~20 KB to ~9 KB of memory (bench/bounded.py).
+
 A Trial that does not parse (made by hand, with parameters no Round samples: the
 schema lets any parameter value through, the model does not) is left out, with one
 warning per version: one such Trial must not stop its Round and every peer's stop
@@ -21,6 +29,7 @@ decisions. Its own reconcile says why in its Ready condition.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Iterable, Mapping
 
 import pydantic
@@ -94,10 +103,50 @@ class TrialModels:
         if trial is None:
             return body  # its parse (None) stays in the cache: one warning per version
         self._memo.forget(key)
-        return trial
+        return lean(trial)
 
     def forget(self, namespace: str, name: str) -> None:
         self._memo.forget((namespace, name))
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self._memo
+
+
+SHORT = 64  # strings up to this long are interned when a Trial is settled; longer ones are messages
+_UNRECORDED: set[str] = set()
+"""The one record of set fields every settled model shares (an empty set is 216 bytes and a
+Trial has eight models). Nothing reads it; a field assigned later adds its name here, harmlessly."""
+
+
+def lean(trial: Trial) -> Trial:
+    """A finished Trial as the index holds it: without its conditions, its models without
+    their record of set fields, its short strings shared with its peers'. It writes out as
+    the Trial did, less its conditions. Changes the Trial in place: a settled Trial is one
+    only the index holds (its parse is taken over from the passes' cache)."""
+    trial.status.conditions = []
+    _lean_model(trial)
+    return trial
+
+
+def _lean_model(model: pydantic.BaseModel) -> None:
+    object.__setattr__(model, "__pydantic_fields_set__", _UNRECORDED)
+    fields = model.__dict__
+    for k, v in fields.items():
+        fields[k] = _lean(v)
+    extra = model.__pydantic_extra__
+    if extra:
+        for k, v in extra.items():
+            extra[k] = _lean(v)
+
+
+def _lean(value: Any) -> Any:
+    t = type(value)
+    if t is str:
+        return sys.intern(value) if len(value) <= SHORT else value
+    if t is dict:
+        return {sys.intern(k) if type(k) is str else k: _lean(v) for k, v in value.items()}
+    if t is list:
+        return [_lean(v) for v in value]
+    if isinstance(value, pydantic.BaseModel):
+        _lean_model(value)
+    return value  # numbers, packed curves
