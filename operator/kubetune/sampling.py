@@ -379,15 +379,28 @@ class _KeptStudy:
         return True
 
 
+class _Shared(dict):
+    """A trial's distributions, shared with the Suggester's own: optuna's in-memory storage
+    deep-copies each trial it is given, which copied every distribution of every trial
+    (0.7 KB of the 3.9 KB a kept study held per trial, for trials of three parameters).
+    Distributions are never changed in place (optuna copies a trial's dict before it
+    changes it), so the copy may be the original."""
+
+    def __deepcopy__(self, memo: dict) -> "_Shared":
+        return self
+
+
 def _frozen(told: tuple, dists: dict[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
     state, value, last, params = told
-    return optuna.trial.create_trial(
+    trial = optuna.trial.create_trial(
         params=dict(params),
         distributions={k: dists[k] for k, _ in params},
         value=value,
         state=_STATES[state],
         intermediate_values=dict([last]) if last else {},
     )
+    trial.distributions = _Shared(trial.distributions)  # create_trial builds a dict of its own
+    return trial
 
 
 def _finish(storage: optuna.storages.BaseStorage, trial_id: int, told: tuple) -> None:

@@ -163,3 +163,23 @@ def test_each_scientific_value_keeps_its_own_study_told_only_its_trials():
         assert all(t.params["optimizer"] == value for t in told)
         # the trials of the history it last read, and the one it was asked for last
         assert len(told) == sum(1 for o in h[:-1] if o.params["optimizer"] == value) + (h[-1].params["optimizer"] == value)
+
+
+def test_a_kept_study_holds_one_copy_of_each_distribution_not_one_per_trial():
+    """optuna's in-memory storage deep-copies every trial it is told, distributions and all
+    (~0.7 KB a trial of a Round of three parameters, 7 MB over 10,000 trials): a kept study's
+    trials share the Suggester's distributions, and a copy of the study's trials still reads
+    them."""
+    sp = space()
+    s = Suggester(sp, "tpe", 3, "minimize", startup_trials=5)
+    h = history(20)
+    asked = s.suggest(20, h)
+    s.suggest(21, h + [Observation(20, {**asked, "optimizer": "sgd"}, "complete", 0.5)])
+    study = s._kept[()].study
+    told = study.get_trials(deepcopy=False)
+    assert len(told) == 22
+    for t in told:
+        for name, dist in t.distributions.items():
+            assert dist is s._dists[name], (t.number, name)
+    copied = study.get_trials(deepcopy=True)
+    assert [t.distributions for t in copied] == [t.distributions for t in told]
