@@ -165,8 +165,12 @@ async def test_a_multi_replica_pytorchjob_reports_from_its_master_and_early_stop
     (and the PyTorchJob); the other's result comes from the Master's termination message."""
     from kubetune.controller import handlers
 
+    replicas_0 = {f"r1-0-a1-{r}" for r in ("master-0", "worker-0", "worker-1")}
+
     def stop_r1_0(s, trial, curve, peers):
-        if trial.metadata.name != "r1-0":
+        # once every replica runs: the stop must end processes of all three (the Trial is
+        # Running as soon as its Master runs, and a stop before the workers started raced them)
+        if trial.metadata.name != "r1-0" or not replicas_0 <= set(wworld["kubelet"].started):
             return None
         return StopReason(rule="median", step=2, message="r1-0 is worse than the median at step 2",
                           evidence={"median": 0.5, "value": 0.9})
