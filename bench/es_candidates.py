@@ -65,10 +65,11 @@ class PeerPolicy(Policy):
         i = self.started
         self.started += 1
         prot = bool(self.protect) and (i < self.protect or (self.every > 0 and i % self.every == 0))
-        run.handle = {"b": math.inf, "prot": prot}
+        run.handle = {"b": math.inf, "prot": prot, "c": []}  # c: the trial's values so far
 
     def step(self, run, value, runs) -> bool:
         h = run.handle
+        h["c"].append(value)
         h["b"] = min(h["b"], value)
         self.best = min(self.best, value)
         s = run.steps
@@ -101,14 +102,6 @@ class PeerBound(PeerPolicy):
         super().__init__(f"peer-bound k{k} x{inflate} n{n_min}" + (f" z{z}" if z else ""), steps, start, n_min,
                          protect, every)
         self.k, self.inflate, self.z = k, inflate, z
-
-    def start(self, run):
-        super().start(run)
-        run.handle["c"] = []
-
-    def step(self, run, value, runs) -> bool:
-        run.handle["c"].append(value)
-        return super().step(run, value, runs)
 
     def noise(self, run) -> float:
         """x's measurement noise: the spread of its last ten step-to-step changes / sqrt 2
@@ -143,14 +136,6 @@ class ShapeBound(PeerPolicy):
     def __init__(self, steps, start, n_min=8, radius=0.5, m=3, inflate=1.0, protect=0, every=0):
         super().__init__(f"shape-bound r{radius} m{m} x{inflate} n{n_min}", steps, start, n_min, protect, every)
         self.radius, self.m, self.inflate = radius, m, inflate
-
-    def start(self, run):
-        super().start(run)
-        run.handle["c"] = []
-
-    def step(self, run, value, runs) -> bool:
-        run.handle["c"].append(value)
-        return super().step(run, value, runs)
 
     def finish(self, run, curves):
         super().finish(run, curves)
