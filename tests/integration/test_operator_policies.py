@@ -27,7 +27,7 @@ async def test_too_many_failed_trials_fail_the_round_and_stop_the_rest(world):
     assert int(failed["message"].split()[0]) >= 3
     trials = live(api, "trials")
     assert len(trials) < 10  # stopped creating
-    await wait_for(lambda: all((t.get("status") or {}).get("phase") not in ("Pending", "Running")
+    await wait_for(lambda: all((t.get("status") or {}).get("phase", "Pending") not in ("Pending", "Running")
                                for t in live(api, "trials").values()), 30, "no trial left running")
     crashed = [t for t in live(api, "trials").values() if "simulated crash" in t["status"].get("message", "")]
     assert len(crashed) >= 3  # the SDK's error reached the Trial through the termination message

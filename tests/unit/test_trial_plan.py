@@ -22,6 +22,17 @@ def test_a_new_trial_gets_its_first_pod():
     assert plan.create_pod == "r-0-a1" and plan.status.phase == "Pending" and plan.status.attempts == 1
 
 
+def test_a_trial_whose_first_status_was_never_written_takes_its_pod_as_the_first_attempt():
+    # the operator writes a new Trial's first status on its pod's first event: a restart in
+    # between finds the pod and a Trial without status; an eviction must then start a2, not a1 again
+    t = trial(0, {})
+    found = plan_trial(t, PodView("r-0-a1", "Running", started_at="2026-01-01T00:00:00Z"), **KW)
+    assert found.status.phase == "Running" and found.status.attempts == 1 and found.status.pod_name == "r-0-a1"
+    t.status = found.status
+    again = plan_trial(t, PodView("r-0-a1", "Failed", reason="Evicted"), **KW)
+    assert again.create_pod == "r-0-a2" and again.delete_pod == "r-0-a1"
+
+
 def test_pod_running_then_succeeded_gives_the_best_value():
     t = trial(0, {})
     t.status.phase, t.status.attempts, t.status.pod_name = "Pending", 1, "r-0-a1"

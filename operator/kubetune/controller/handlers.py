@@ -618,8 +618,11 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             ended = end_trial(t.status.model_copy(deep=True), why, now)
             cfg.kube.patch_custom_status("trials", namespace, trial_name,
                                          merge_patch(_status_dict(t.status), _status_dict(ended)))
-            if t.status.pod_name:
-                _stop_run(cfg, namespace, trial_workload(study, rnd), t.status.pod_name)
+            wl = trial_workload(study, rnd)
+            if t.status.pod_name or wl is None:
+                # a new Trial's pod may run before its status names it (its first status waits
+                # for the pod's first event): a pod is named by its trial and attempt
+                _stop_run(cfg, namespace, wl, t.status.pod_name or pod_name(t.metadata.name, max(t.status.attempts, 1)))
     status = plan.status
     if cfg.analysis_due(namespace, name, status.analysis is None or status.phase in FINISHED_ROUND):
         status.analysis = cfg.analyses.of(study, rnd, trials)
@@ -716,6 +719,11 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         cfg.expect(("Trial", namespace, name), "pod_index", (namespace, name), [plan.create_pod])
         if cfg.kube.create_pod(namespace, pod_body):
             m.PODS_CREATED.inc()
+        if not (raw.get("status") or {}).get("phase"):
+            # A new Trial's first status waits for its pod's first event, whose pass writes it
+            # (Pending, or Running when the pod started meanwhile): a burst of new Trials gets
+            # its pods before their statuses, and a pod that starts at once costs one write, not two.
+            return
     plan.status.conditions = permitted(plan.status.conditions)
     plan.status.conditions = kstatus.trial_conditions(plan.status.conditions, plan.status.phase, plan.status.message,
                                                       now, trial.metadata.generation, plan.status.reason)

@@ -174,6 +174,9 @@ def plan_trial(
         plan.create_pod = status.pod_name
         return plan
 
+    # a pod exists, so its first attempt has begun: the operator may have stopped between
+    # creating it and writing the Trial's first status
+    status.attempts = max(status.attempts, 1)
     if pod.phase == "Pending" and pod.waiting_reason in CANNOT_START:
         status.phase = "Failed"
         status.message = f"the pod cannot start: {pod.waiting_reason}: {pod.waiting_message or ''}".strip()[:1000]
