@@ -294,6 +294,7 @@ def stages(entries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     created. (p50, p99) of each step, seconds."""
     at = _seconds
     ends: dict[str, float] = {}
+    kubelet_patches: collections.Counter[str] = collections.Counter()
     patches: dict[str, list[float]] = collections.defaultdict(list)
     trials: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
     pods: dict[str, float] = {}
@@ -303,7 +304,9 @@ def stages(entries: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
         ref, agent, verb = e.get("objectRef") or {}, e.get("userAgent", ""), e.get("verb")
         name, res, sub = ref.get("name") or "", ref.get("resource"), ref.get("subresource")
         if agent.startswith("bench-kubelet") and res == "pods" and sub == "status":
-            ends[name] = at(e["stageTimestamp"])  # the last one is the Succeeded patch
+            kubelet_patches[name] += 1  # the first says Running, the second Succeeded
+            if kubelet_patches[name] == 2:  # a pod still running at the end of the run did not end
+                ends[name] = at(e["stageTimestamp"])
         elif agent.startswith("OpenAPI") or agent.startswith("kopf"):
             if res == "trials" and sub == "status" and verb == "patch":
                 patches[name].append(at(e["requestReceivedTimestamp"]))
