@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -416,6 +417,20 @@ def timing(trials: int = 1000, repeats: int = 30) -> list[str]:
     return out
 
 
+def run_replays(job, todo, done, cache, processes, every=25):
+    """Run the replays not cached yet in a process pool, appending each result to the cache as it lands."""
+    started = time.time()
+    if not todo:
+        return
+    with ProcessPoolExecutor(processes) as pool, cache.open("a") as f:
+        for n, (k, v) in enumerate(pool.map(job, todo, chunksize=1), 1):
+            done[k] = v
+            f.write(json.dumps([k, v]) + "\n")
+            f.flush()
+            if n % every == 0:
+                print(f"  {n}/{len(todo)} replays, {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -449,15 +464,7 @@ def table(a) -> None:
     todo = [j for j in jobs if key(*j) not in done]
     # the slowest first, so the two processes end together
     todo.sort(key=lambda j: (not j[3].startswith(("curvefit", "kubetune")), -j[2]))
-    started = time.time()
-    if todo:
-        with ProcessPoolExecutor(a.processes) as pool, a.cache.open("a") as f:
-            for n, (k, v) in enumerate(pool.map(job, todo, chunksize=1), 1):
-                done[k] = v
-                f.write(json.dumps([k, v]) + "\n")
-                f.flush()
-                if n % 25 == 0:
-                    print(f"  {n}/{len(todo)} replays, {time.time() - started:.0f}s", flush=True)
+    run_replays(job, todo, done, a.cache, a.processes)
     results = {(t, w, n): Cell([done[key(t, limit, w, n, k, 7)] for k in range(a.orders)])
                for t in a.tasks for w in a.workers for n in names}
     header = f"{'rule':34} {'W':>3} {'compute':>8} {'regret':>8} {'best hit':>8} {'top-5':>6} {'ms/dec':>14}"
