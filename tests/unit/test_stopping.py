@@ -444,11 +444,34 @@ def test_what_calibration_remembers_stays_small_as_a_round_grows():
             fresh = [[(s, v) for s, v in c] for c in finished]  # as the operator hands them over
             cal.calibrate(fresh, step, 39, scale, scale.to(0.3))
         del fresh
-        grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
+        # the fits' shapes by step are remembered in extrapolation.py, within their own budget (below)
+        grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename")
+                    if not d.traceback[0].filename.endswith("extrapolation.py"))
     finally:
         tracemalloc.stop()
     assert 0 < len(cal._fits) <= 34 * cal.NEIGHBOURS[1]
     assert grown < 1_000_000, f"{grown / 1e6:.1f} MB kept for {len(cal._fits)} fits"
+
+
+def test_the_shapes_fits_share_stay_within_their_budget_and_change_no_fit(monkeypatch):
+    """Fits of curves cut at the same steps share the families' shapes at those times;
+    what is remembered of them stays within BASES_BYTES however many steps are cut, and a
+    fit from remembered shapes is the same fit."""
+    from kubetune.stopping import extrapolation as ex
+
+    rng = np.random.default_rng(4)
+    points = [(s, float(0.1 + 0.5 * np.exp(-0.05 * s) + rng.normal(0, 0.01))) for s in range(1, 301)]
+    fresh = [ex.predict_final(points[:k], 300, 0.0) for k in range(5, 300, 7)]
+    monkeypatch.setattr(ex, "BASES_BYTES", 400_000)
+    monkeypatch.setattr(ex, "_bases_kept", {})
+    monkeypatch.setattr(ex, "_bases_size", [0])
+    most = 0
+    for k in range(5, 300, 7):
+        assert ex.predict_final(points[:k], 300, 0.0) == fresh[(k - 5) // 7]
+        kept = sum(g.nbytes for bases in ex._bases_kept.values() for g, _ in bases)
+        assert kept == ex._bases_size[0] <= 400_000
+        most = max(most, len(ex._bases_kept))
+    assert most >= 5  # the budget holds several short cuts, not one
 
 
 def test_what_the_rules_remember_of_curves_stays_bounded(monkeypatch):
