@@ -243,13 +243,18 @@ def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
 
 
 def _told(o: Observation, dists: dict[str, BaseDistribution]) -> tuple:
-    """What a study is told of an observation: state, value, last curve point, parameters."""
+    """What a study is told of an observation: state, value, last curve point, parameters.
+
+    The last point only of an early-stopped trial: optuna's samplers read intermediate
+    values of PRUNED trials alone (TPE ranks them by their last step, CMA-ES may use the
+    value there). Told for every trial, each point a running trial reached stayed in the
+    kept study after it finished (44 points, 4.5 KB, after 50 passes)."""
     params = tuple(sorted((k, v) for k, v in o.params.items() if k in dists and _contains(dists[k], v)))
     state = o.state
     value = o.value if state == "complete" else None
     if state == "complete" and (value is None or not math.isfinite(value)):
         state, value = "fail", None
-    last = _last_point(o.curve)
+    last = _last_point(o.curve) if state == "pruned" else None
     return state, value, last, params
 
 

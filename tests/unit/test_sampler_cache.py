@@ -183,3 +183,27 @@ def test_a_kept_study_holds_one_copy_of_each_distribution_not_one_per_trial():
             assert dist is s._dists[name], (t.number, name)
     copied = study.get_trials(deepcopy=True)
     assert [t.distributions for t in copied] == [t.distributions for t in told]
+
+
+@pytest.mark.parametrize("ending", ["complete", "pruned"])
+def test_a_running_trial_s_curve_leaves_no_trace_in_the_kept_study(ending):
+    """A running trial reports a point before each of 30 passes, then ends: the kept study
+    holds what one rebuilt from the same history holds (the last point of an early-stopped
+    trial, nothing of a completed one), not every point the running trial reached."""
+    from kubetune.sampling import build_study
+
+    sp = space()
+    s = Suggester(sp, "tpe", 3, "minimize", startup_trials=5)
+    h = history(20)
+    asked = s.suggest(20, h)
+    curve: tuple = ()
+    for step in range(1, 31):
+        curve += ((step, 1.0 / step),)
+        s.suggest(21, h + [Observation(20, asked, "running", None, curve)])
+    h = h + [Observation(20, asked, ending, 0.05 if ending == "complete" else None, curve)]
+    s.suggest(21, h)
+    kept = s._kept[()].study.get_trials(deepcopy=False)[:21]
+    rebuilt = build_study(h, sp.distributions(), "minimize", None).get_trials(deepcopy=False)  # type: ignore[arg-type]
+    assert [(t.state, t.value, t.params, t.intermediate_values) for t in kept] == \
+           [(t.state, t.value, t.params, t.intermediate_values) for t in rebuilt]
+    assert kept[20].intermediate_values == ({30: 1 / 30} if ending == "pruned" else {})
