@@ -157,6 +157,22 @@ def test_a_finished_trial_is_held_once_packed_and_lean():
     assert held[0] == parsed
 
 
+def test_a_curve_s_steps_are_held_in_four_bytes_and_any_int64_step_reads_back():
+    """Steps fit 32 bits on practically every curve (4 bytes a step, not 8); a step past
+    them (a trial that counts tokens) is held in 8 bytes and reads back as sent."""
+    from kubetune.api import Trial
+
+    body = _finished_bodies(1)[0]
+    small = Trial.model_validate(body).status.curve
+    assert small._steps.itemsize == 4 and len(small) > 100
+    big = json.loads(json.dumps(body))
+    big["status"]["curve"][-1]["step"] = 2**40 + 7
+    curve = Trial.model_validate(big).status.curve
+    assert curve._steps.itemsize == 8
+    assert Trial.model_validate(big).model_dump(mode="json", by_alias=True)["status"]["curve"] == big["status"]["curve"]
+    assert curve[-1].step == 2**40 + 7 and curve[:3] == small[:3]
+
+
 def test_a_lean_trial_can_be_copied_and_changed_without_changing_its_peers():
     """Settled Trials share their short strings and their (unused) record of set fields; a
     pass that copies one and changes the copy (plan_trial, the analysis) changes nothing
