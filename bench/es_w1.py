@@ -433,7 +433,6 @@ def timing() -> None:
         for y in YARDSTICKS:
             calibration._fits.clear()
             base._ORIENTED.clear()
-            base._kept[0] = 0
             es.CurveFitRule = partial(YardstickRule, yardstick=y)
             print(f"  {y}: {es.timing()[0]}", flush=True)
     finally:

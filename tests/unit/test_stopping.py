@@ -455,31 +455,30 @@ def test_what_calibration_remembers_stays_small_as_a_round_grows():
 
 def test_the_shapes_fits_share_stay_within_their_budget_and_change_no_fit(monkeypatch):
     """Fits of curves cut at the same steps share the families' shapes at those times;
-    what is remembered of them stays within BASES_BYTES however many steps are cut, and a
+    what is remembered of them stays within its budget however many steps are cut, and a
     fit from remembered shapes is the same fit."""
     from kubetune.stopping import extrapolation as ex
+    from kubetune.stopping.remembered import Remembered
 
     rng = np.random.default_rng(4)
     points = [(s, float(0.1 + 0.5 * np.exp(-0.05 * s) + rng.normal(0, 0.01))) for s in range(1, 301)]
     fresh = [ex.predict_final(points[:k], 300, 0.0) for k in range(5, 300, 7)]
-    monkeypatch.setattr(ex, "BASES_BYTES", 400_000)
-    monkeypatch.setattr(ex, "_bases_kept", {})
-    monkeypatch.setattr(ex, "_bases_size", [0])
+    monkeypatch.setattr(ex, "_BASES", Remembered(400_000))
     most = 0
     for k in range(5, 300, 7):
         assert ex.predict_final(points[:k], 300, 0.0) == fresh[(k - 5) // 7]
-        kept = sum(g.nbytes for bases in ex._bases_kept.values() for g, _ in bases)
-        assert kept == ex._bases_size[0] <= 400_000
-        most = max(most, len(ex._bases_kept))
+        kept = sum(g.nbytes for bases in ex._BASES._items.values() for g, _ in bases)
+        assert kept == ex._BASES.size <= 400_000
+        most = max(most, len(ex._BASES))
     assert most >= 5  # the budget holds several short cuts, not one
 
 
 def test_what_the_rules_remember_of_curves_stays_bounded(monkeypatch):
     from kubetune.stopping import base
 
-    monkeypatch.setattr(base, "ORIENTED_POINTS", 500)
+    monkeypatch.setattr(base._ORIENTED, "budget", 500)
     peers = [curve(0.1 + 0.01 * k) for k in range(3)]
     for i in range(200):  # a new curve object for every decision, as the operator's own trial's
         MedianRule(5, 3).decide(curve(1.0)[:6 + i % 20], peers, "minimize")
-    assert base._kept[0] <= 500
-    assert sum(entry[1] for entry in base._ORIENTED.values()) == base._kept[0]
+    assert base._ORIENTED.size <= 500
+    assert sum(entry[1] for entry in base._ORIENTED._items.values()) == base._ORIENTED.size

@@ -5,11 +5,12 @@ import bisect
 import itertools
 import math
 import statistics
-import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
+
+from .remembered import Remembered
 
 Curve = Sequence[tuple[int, float]]
 Strategy = Literal["best", "last"]  # which reported value is a trial's objective
@@ -67,21 +68,13 @@ def oriented(curve: Curve, direction: str) -> Oriented:
     sign = 1.0 if direction == "minimize" else -1.0
     by_step = {int(s): sign * float(v) for s, v in curve if math.isfinite(v)}
     points = Oriented(sorted(by_step.items()))
-    with _lock:  # the operator decides in several threads
-        old = _ORIENTED.pop(key, None)
-        if old is not None:
-            _kept[0] -= old[1]
-        while _ORIENTED and _kept[0] + len(curve) > ORIENTED_POINTS:
-            _kept[0] -= _ORIENTED.pop(next(iter(_ORIENTED)))[1]  # the oldest
-        _ORIENTED[key] = (curve, len(curve), direction, points)
-        _kept[0] += len(curve)
+    _ORIENTED.put(key, (curve, len(curve), direction, points), size=len(curve))
     return points
 
 
-_ORIENTED: dict[int, tuple[Curve, int, str, Oriented]] = {}
-ORIENTED_POINTS = 500_000  # points remembered at most (~0.2 KB each with their curve): 5000 trials of 100 steps
-_kept = [0]  # points remembered now
-_lock = threading.Lock()
+# by curve id: (the curve, its length then, direction, its points); within a budget of points
+# (~0.2 KB each with their curve): 5000 trials of 100 steps
+_ORIENTED = Remembered(500_000)
 
 
 def running_averages(curves: Iterable[Curve], direction: str, step: int) -> list[float]:

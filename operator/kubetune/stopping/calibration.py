@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +37,7 @@ from scipy import optimize, special
 
 from .base import Oriented, Strategy, final, level
 from .extrapolation import MIN_POINTS, predict_final
+from .remembered import Remembered
 
 MIN_CALIBRATION = 5  # finished trials needed before predictions are calibrated
 NEIGHBOURS = (8, 24)  # how many look-alike finished trials calibrate one prediction (at least, at most)
@@ -114,9 +114,7 @@ def _stood(curve: list[tuple[int, float]], step: int, strategy: Strategy) -> flo
     return level(curve, step, strategy)
 
 
-FITS_KEPT = 65536  # extrapolations of finished curves remembered, ~0.2 KB each
-_fits: dict[tuple, float | None] = {}
-_fits_lock = threading.Lock()
+_fits = Remembered(65536)  # extrapolations of finished curves remembered, ~0.2 KB each
 
 
 def _extrapolated(
@@ -133,10 +131,7 @@ def _extrapolated(
     upto = [(s, v) for s, v in curve if s <= step]
     pred = predict_final(upto, final_step, floor)
     value = None if pred is None else pred.objective(upto, final_step, floor, strategy)
-    with _fits_lock:  # the operator decides in several threads
-        if len(_fits) >= FITS_KEPT:
-            del _fits[next(iter(_fits))]  # the oldest
-        _fits[key] = value
+    _fits.put(key, value)
     return value
 
 

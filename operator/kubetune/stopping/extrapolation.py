@@ -9,13 +9,13 @@ can be. The families are weighted by BIC; their spread is part of the uncertaint
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
 from .base import Strategy
+from .remembered import Remembered
 
 MIN_POINTS = 5
 
@@ -54,10 +54,8 @@ class Prediction:
         return min(best, expected if floor is None else max(floor, expected))
 
 
-BASES_BYTES = 4 << 20  # shapes remembered at most: ~27 cuts of a 100-point curve, 2 of a 1,000-point one
-_bases_kept: dict[bytes, tuple[tuple[np.ndarray, np.ndarray], ...]] = {}
-_bases_size = [0]
-_bases_lock = threading.Lock()
+# shapes remembered by times, within a budget of bytes: ~27 cuts of a 100-point curve, 2 of a 1,000-point one
+_BASES = Remembered(4 << 20)
 
 
 def _bases(t: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
@@ -65,7 +63,7 @@ def _bases(t: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     the final step, the rows that are finite everywhere. Remembered by the times: the
     finished look-alikes cut at one step share them (a third of a fit's time)."""
     key = t.tobytes()
-    hit = _bases_kept.get(key)
+    hit = _BASES.get(key)
     if hit is not None:
         return hit
     out = []
@@ -79,16 +77,7 @@ def _bases(t: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
             g.flags.writeable = g1.flags.writeable = False  # shared between fits
             out.append((g, g1))
     bases = tuple(out)
-    size = sum(g.nbytes for g, _ in bases)
-    if size > BASES_BYTES:
-        return bases  # a curve too long to remember
-    with _bases_lock:  # the operator decides in several threads
-        while _bases_kept and _bases_size[0] + size > BASES_BYTES:
-            old = _bases_kept.pop(next(iter(_bases_kept)))  # the oldest
-            _bases_size[0] -= sum(g.nbytes for g, _ in old)
-        if key not in _bases_kept:
-            _bases_kept[key] = bases
-            _bases_size[0] += size
+    _BASES.put(key, bases, size=sum(g.nbytes for g, _ in bases))
     return bases
 
 
