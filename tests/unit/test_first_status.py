@@ -78,3 +78,42 @@ def test_a_round_that_ends_stops_the_pod_of_a_trial_whose_status_does_not_name_i
     ended = {c.args[2]: c.args[3] for c in cfg.kube.patch_custom_status.call_args_list if c.args[0] == "trials"}
     assert ended["r-2"]["phase"] == "Failed" and "the Round has ended" in ended["r-2"]["message"]
     cfg.kube.delete_pod.assert_called_once_with("ns", "r-2-a1", cfg.stop_grace_seconds)
+
+
+def _round_pass(cfg: OperatorConfig, trials: list[dict]) -> list[str]:
+    """One Round pass over `trials`; the pods created during it, by name."""
+    s, r = study(), round_()
+    raw = _body(r)
+    raw["metadata"]["uid"] = "u-r"
+    indexes = {"study_index": {("ns", "s"): [_body(s)]}, "round_index": {("ns", "s"): [raw]},
+               "round_name_index": {("ns", "r"): [raw]}, "trial_index": {("ns", "r"): trials},
+               "trial_name_index": {("ns", _body_name(t)): ["r"] for t in trials}, "pod_index": {}}
+    cfg.indexes = indexes
+    cfg.kube.create_custom.side_effect = lambda plural, ns, body: {
+        **body, "metadata": {**body["metadata"], "uid": f"u-{body['metadata']['name']}", "resourceVersion": "7"}}
+    cfg.kube.custom.get_namespaced_custom_object.return_value = _body(s)  # the archive's read of the Study
+    reconcile_round(cfg, raw, "ns", "r", kopf.Patch(), indexes["study_index"], indexes["trial_index"], set())
+    return [c.args[1]["metadata"]["name"] for c in cfg.kube.create_pod.call_args_list]
+
+
+def _body_name(t: dict) -> str:
+    return t["metadata"]["name"]
+
+
+def test_a_round_pass_that_creates_a_successor_creates_its_pod_too():
+    """The successor's pod does not wait for a free worker (behind a whole burst when a
+    wave of trials ended together): the pass that creates the Trial runs the Trial's pass."""
+    cfg = _config()
+    done = trial(0, {"learning_rate": 0.01}, phase="Succeeded", objective=0.5)
+    running = trial(1, {"learning_rate": 0.02})
+    running.status.phase, running.status.attempts, running.status.pod_name = "Running", 1, "r-1-a1"
+    pods = _round_pass(cfg, [_body(done), _body(running)])
+    assert pods == ["r-2-a1"]  # parallelism 2: one slot free, its Trial and its pod in one pass
+    pod = cfg.kube.create_pod.call_args.args[1]
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "u-r-2"  # owned by the Trial just created
+
+
+def test_a_first_wave_leaves_all_but_one_pod_to_the_other_workers():
+    cfg = _config()
+    assert _round_pass(cfg, []) == ["r-0-a1"]  # r-1's pod: another worker's pass, from the queue
+    assert cfg.kube.create_custom.call_count == 2
