@@ -35,6 +35,7 @@ import math
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -508,6 +509,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each level this many times, one after the other, and print the runs' medians "
+                         "(on 2 shared cores one run's successor p50 at 40x30 varies 2-fold from the next)")
     a = ap.parse_args()
     why = missing()
     if why:
@@ -521,14 +525,23 @@ def main() -> None:
     head = (f"{'level':>11} {'trials':>6} {'successor p50':>13} {'p99':>6} {'first wave':>10} {'pods/s':>6} "
             f"{'CPU s':>6} {'cores':>5} {'peak RSS':>8} {'API req/trial':>13} {'Prom q/poll':>11} {'Trial KB':>8} {'Round KB':>8}")
     print(head, flush=True)
-    results = []
+    results, medians = [], []
     for level in a.levels:
-        r = run_level(a, level, a.workdir / level.replace(":", "-"))
-        results.append(r)
-        print(f"{r['level']:>11} {r['trials']:>6} {r['p50']:>11.2f} s {r['p99']:>4.2f} s {r['wave_s'] or float('nan'):>8.1f} s "
-              f"{r['wave_pods_s']:>6.1f} {r['cpu_s']:>6.1f} {r['cores']:>5.2f} {r['rss_mib']:>4.0f} MiB "
-              f"{r['requests_per_trial']:>13.1f} {r['prom_per_poll']:>11.1f} {r['trial_kb']:>8.1f} {r['round_kb']:>8.1f}",
-              flush=True)
+        runs = []
+        for i in range(max(1, a.repeat)):
+            r = run_level(a, level, a.workdir / (level.replace(":", "-") + (f"-{i + 1}" if a.repeat > 1 else "")))
+            runs.append(r)
+            print(f"{r['level']:>11} {r['trials']:>6} {r['p50']:>11.2f} s {r['p99']:>4.2f} s {r['wave_s'] or float('nan'):>8.1f} s "
+                  f"{r['wave_pods_s']:>6.1f} {r['cpu_s']:>6.1f} {r['cores']:>5.2f} {r['rss_mib']:>4.0f} MiB "
+                  f"{r['requests_per_trial']:>13.1f} {r['prom_per_poll']:>11.1f} {r['trial_kb']:>8.1f} {r['round_kb']:>8.1f}",
+                  flush=True)
+        results += runs
+        if len(runs) > 1:
+            medians.append(f"# {level}, median of {len(runs)} runs: successor p50 "
+                           f"{statistics.median(r['p50'] for r in runs):.2f} s, p99 {statistics.median(r['p99'] for r in runs):.2f} s, "
+                           f"first wave {statistics.median(r['wave_s'] or float('nan') for r in runs):.1f} s")
+    for line in medians:
+        print(line)
     for r in results:
         print(f"# {r['level']}: {r['finished']}/{r['trials']} pods finished in {r['elapsed']:.0f} s, "
               f"{r['successors']} successors measured; operator API calls: "
