@@ -599,7 +599,6 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         _set_ready_false(patch, raw, "ParameterNameClash", str(e), now)
         return
     cfg.expect(("Round", namespace, name), "trial_index", (namespace, name), [t.metadata.name for t in plan.create])
-    first: tuple[str, str, str] | None = None
     for t in plan.create:
         body = t.wire()
         body["metadata"]["ownerReferences"] = [_owner(raw, "Round")]
@@ -611,12 +610,7 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             key = ("Trial", namespace, t.metadata.name)
             cfg.writes.created(key, created)
             cfg.known(key, None)  # the watch's ADDED (no phase yet) is not news: this pass is its pass
-            if first is None:
-                first = key
-            else:  # its pod now, from another worker, not when the watch brings the Trial
-                cfg.queue.add_threadsafe(key, next_step=True)
-    if first is not None:
-        _pass_now(cfg, first)
+            cfg.queue.add_threadsafe(key, next_step=True)  # its pod now, not when the watch brings the Trial
     by_name = {t.metadata.name: t for t in trials}
     for trial_name, why in plan.stop:
         t = by_name[trial_name]
@@ -636,20 +630,6 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         m.TRIALS.labels(namespace, name, phase).set(count)
     status.archive = archive.keep(cfg.kube, study_raw, rnd, trials, status, now)  # results outlive the Round
     _write_status(patch, raw.get("status"), status)
-
-
-def _pass_now(cfg: OperatorConfig, key: tuple[str, str, str]) -> None:
-    """The pass of a Trial this Round pass just created, in this worker: its pod is created
-    without waiting for a free worker. A successor (a pass that creates one Trial) gets its pod
-    one queue wait sooner, and when a wave ends together that wait is behind the whole
-    burst; a first wave's other Trials go to the other workers, in parallel."""
-    try:
-        again = run_pass(cfg, key)
-    except Exception:  # noqa: BLE001 - as the work queue does: a bug in the Trial's pass is not the Round's
-        log.exception("reconcile pass of %s failed; retrying in 10 s", key)
-        again = 10.0
-    if again is not None:
-        cfg.queue.add_threadsafe(key, after=again, next_step=True)
 
 
 def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,

@@ -11,9 +11,8 @@ the API server does not also have: after a restart, kopf's initial listing queue
 every object again.
 
 Keys come at three priorities: a successor's next step (a trial pod that ended queues its
-Trial, a pass that ended a trial queues its Round; the Round pass that creates the successor
-Trial runs that Trial's pass itself, which creates its pod, and queues the others of a first
-wave), an
+Trial, a pass that ended a trial queues its Round, a Round pass that created a Trial queues
+the Trial, which creates its pod), an
 event's (something changed: a pod started or ended, a Trial was created), and the safety
 net's (sweep.py: every unfinished Trial now and then, to poll
 Prometheus). A worker always takes an event's key first, so a sweep of thousands of

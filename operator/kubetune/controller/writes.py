@@ -11,8 +11,8 @@ so nothing here outlives the watch by more than one event, and resourceVersions 
 only compared for equality, as the API conventions allow.
 
 Objects the operator created are kept the same way until the watch brings them: the
-Round pass that creates a Trial runs (or queues) the Trial's first pass at once (it creates
-the pod) instead of waiting for the Trial to come back through the watch.
+Round that creates a Trial queues the Trial's first pass at once (it creates the pod)
+instead of waiting for the Trial to come back through the watch.
 """
 from __future__ import annotations
 
