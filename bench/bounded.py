@@ -6,7 +6,8 @@ its body (controller.trial_models.settle). After each step the operator's Round 
 runs PASSES times as the operator runs it (`plan_round`, suggesting the next trials with
 the Round's kept Suggester, TPE here), then the Round's analysis once through the
 operator's AnalysisCache (the operator recomputes a running Round's analysis at most
-every 10 s; the analysis of a step is what one of those runs costs). Per step it prints:
+every 10 s, and no sooner than 20 times what the last one took; the analysis of a step is
+what one of those runs costs). Per step it prints:
 
 - RSS: the process's resident memory;
 - trials MB: what the trials themselves take (as the index holds them), summed over the
