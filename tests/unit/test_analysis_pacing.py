@@ -79,3 +79,11 @@ def test_a_round_pass_spaces_its_analyses_by_what_the_last_one_took():
         clock.now += 15
         round_pass(raw)
         assert len(analyses) == 2 and analyses[1] - analyses[0] >= 40
+
+
+def test_a_round_deleted_while_its_analysis_ran_stays_forgotten():
+    cfg = OperatorConfig(kube=mock.Mock())
+    assert cfg.analysis_due("ns", "r", now_or_never=False)
+    cfg.forget_round("ns", "r")  # the Round went away during its pass
+    cfg.analyzed("ns", "r", 2.6)
+    assert ("ns", "r") not in cfg._analyzed

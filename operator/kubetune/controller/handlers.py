@@ -118,9 +118,11 @@ class OperatorConfig:
         return False
 
     def analyzed(self, namespace: str, name: str, seconds: float) -> None:
-        """How long the analysis that analysis_due allowed took: it spaces out the next one."""
-        at, _ = self._analyzed.get((namespace, name), (time.monotonic(), 0.0))
-        self._analyzed[(namespace, name)] = (at, seconds)
+        """How long the analysis that analysis_due allowed took: it spaces out the next one.
+        A Round forgotten meanwhile (deleted during its pass) stays forgotten."""
+        found = self._analyzed.get((namespace, name))
+        if found is not None:
+            self._analyzed[(namespace, name)] = (found[0], seconds)
 
     def expect(self, key: tuple[str, str, str], index: str, index_key: Any, names: list[str]) -> None:
         """What a pass just created (Trials of a Round, the pod of a Trial): the object's next
