@@ -262,9 +262,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def queue_waits(port: int) -> dict[str, tuple[float, float]]:
-    """Per kind, (p50, p99) of the work queue's wait, from the operator's histogram buckets
-    (upper bounds: a p50 of 0.05 means half the keys waited 50 ms or less)."""
+def queue_waits(port: int) -> dict[str, tuple[float, float, int]]:
+    """Per kind, (p50, p99, passes) of the work queue's wait, from the operator's histogram
+    buckets (upper bounds: a p50 of 0.05 means half the keys waited 50 ms or less)."""
     import urllib.request
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -284,7 +284,7 @@ def queue_waits(port: int) -> dict[str, tuple[float, float]]:
         bs.sort()
         total = bs[-1][1] or 1.0
         q = lambda f: next(le for le, n in bs if n >= f * total)  # noqa: E731
-        out[kind] = (q(0.5), q(0.99))
+        out[kind] = (q(0.5), q(0.99), int(bs[-1][1]))
     return out
 
 
@@ -547,8 +547,8 @@ def main() -> None:
               f"{r['successors']} successors measured; operator API calls: "
               + ", ".join(f"{k} {v}" for k, v in r["calls"].items()))
         print(f"#   CPU s of the API server {r['server_cpu']['kube-apiserver']:.1f}, etcd {r['server_cpu']['etcd']:.1f} "
-              f"(operator {r['cpu_s']:.1f}); work-queue wait p50/p99 (bucket bounds): "
-              + ", ".join(f"{k} {p50:g}/{p99:g} s" for k, (p50, p99) in sorted(r["queue"].items())))
+              f"(operator {r['cpu_s']:.1f}); work-queue wait p50/p99 (bucket bounds) and passes: "
+              + ", ".join(f"{k} {p50:g}/{p99:g} s ({n})" for k, (p50, p99, n) in sorted(r["queue"].items())))
         print("#   the operator's requests the API server took longest to answer (seconds in all, requests, "
               "ms each): " + ", ".join(f"{k} {v:.0f} s / {n} / {1000 * v / n:.0f} ms" for k, (v, n) in r["busy"].items())
               + f"; the Study at the end {r['study_kb']:.0f} KB; Prometheus answered "
