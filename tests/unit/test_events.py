@@ -199,11 +199,14 @@ async def test_sweep_passes_never_take_every_worker_so_an_event_starts_at_once()
 async def test_the_sweep_queues_every_round_and_every_unfinished_trial_behind_events():
     from kubetune.controller.sweep import every, rounds, unfinished_trials
 
-    indexes = {
+    from kubetune.controller.index_keys import ByName
+
+    indexes = {  # as the index handlers file them: under the Round (the Study), and by name
         "trial_index": {("ns", "r"): [{"metadata": {"name": "t-0"}, "status": {"phase": "Succeeded"}},
                                       {"metadata": {"name": "t-1"}, "status": {"phase": "Running"}},
-                                      {"metadata": {"name": "t-2"}}]},
-        "round_name_index": {("ns", "r"): [{}]},
+                                      {"metadata": {"name": "t-2"}}],
+                        **{ByName("ns", f"t-{i}"): ["r"] for i in range(3)}},
+        "round_index": {("ns", "s"): [{}], ByName("ns", "r"): [{}]},
     }
     assert list(unfinished_trials(indexes)) == [("Trial", "ns", "t-1"), ("Trial", "ns", "t-2")]
     assert list(rounds(indexes)) == [("Round", "ns", "r")]

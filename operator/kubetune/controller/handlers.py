@@ -45,6 +45,7 @@ from ..metrics.prometheus import PrometheusClient, PrometheusError
 from ..workload import queue_name, render_pod, training_container, trial_workload
 from . import archive
 from .adoption import plan_study_status
+from .index_keys import ByName
 from .kube import Forbidden, Kube
 from . import workload_handlers as workloads
 from .pods import kept as kept_pod
@@ -310,27 +311,22 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         return {(namespace, name): _plain(body)}
 
     @kopf.index(GROUP, VERSION, "rounds", id="round_index", registry=registry)
-    async def round_index(namespace: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
-        return {(namespace, (spec.get("studyRef") or {}).get("name")): _plain(body)}
-
-    @kopf.index(GROUP, VERSION, "rounds", id="round_name_index", registry=registry)
-    async def round_name_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict:
-        """Each Round by its name, for the passes the work queue runs."""
-        return {(namespace, name): _plain(body)}
+    async def round_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
+        """Each Round under its Study, and by its name for the passes the work queue runs."""
+        entry = _plain(body)
+        return {(namespace, (spec.get("studyRef") or {}).get("name")): entry, ByName(namespace, name): entry}
 
     @kopf.index(GROUP, VERSION, "trials", id="trial_index", registry=registry)
-    async def trial_index(namespace: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **_: Any) -> dict:
-        """A finished Trial is kept parsed, not as its body (trial_models): one form of each."""
+    async def trial_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status,
+                          **_: Any) -> dict:
+        """Each Trial under its Round (a finished one kept parsed, not as its body: trial_models),
+        and by its name the Round it names: a Round's next trial name may be held by a Trial
+        that is not the Round's (made by hand, or another Round's)."""
         entry = _plain(body)
         if status.get("phase") in FINISHED:
             entry = cfg.trials.settle(entry)
-        return {(namespace, (spec.get("roundRef") or {}).get("name")): entry}
-
-    @kopf.index(GROUP, VERSION, "trials", id="trial_name_index", registry=registry)
-    async def trial_name_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict:
-        """Which Round each Trial names, by the Trial's name: a Round's next trial name may
-        be held by a Trial that is not the Round's (made by hand, or another Round's)."""
-        return {(namespace, name): (spec.get("roundRef") or {}).get("name")}
+        round_name = (spec.get("roundRef") or {}).get("name")
+        return {(namespace, round_name): entry, ByName(namespace, name): round_name}
 
     @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_index", registry=registry)
     async def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
@@ -425,7 +421,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     workloads.register(registry, cfg)  # trials that run as Jobs, JobSets, PyTorchJobs, ...
 
 
-_INDEXES = ("study_index", "round_index", "round_name_index", "trial_index", "trial_name_index", "pod_index")
+_INDEXES = ("study_index", "round_index", "trial_index", "pod_index")
 
 
 def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -440,9 +436,9 @@ def _current(cfg: OperatorConfig, key: tuple[str, str, str]) -> dict[str, Any] |
     """The object as the operator knows it best: the index's copy, or what its last write returned."""
     kind, namespace, name = key
     if kind == "Round":
-        raw = _one(cfg.indexes["round_name_index"], (namespace, name))
+        raw = _one(cfg.indexes["round_index"], ByName(namespace, name))
     else:
-        round_name = _one(cfg.indexes["trial_name_index"], (namespace, name))
+        round_name = _one(cfg.indexes["trial_index"], ByName(namespace, name))
         entry = next((t for t in _entries(cfg.indexes["trial_index"], (namespace, round_name))
                       if trial_models.name(t) == name), None) if round_name is not None else None
         raw = trial_models.body(entry) if entry is not None else None
@@ -458,7 +454,7 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
     try:
         if kind == "Round":
             reconcile_round(cfg, raw, namespace, name, patch, idx["study_index"], idx["trial_index"],
-                            _Others(idx["trial_name_index"], namespace, name))
+                            _Others(idx["trial_index"], namespace, name))
         else:
             reconcile_trial(cfg, raw, namespace, name, patch, idx["study_index"], idx["round_index"],
                             idx["trial_index"], idx["pod_index"])
@@ -569,12 +565,12 @@ def _set_ready_false(patch: kopf.Patch, raw: dict, reason: str, message: str, no
 class _Others:
     """The names of the Trials in a namespace that name another Round (or none)."""
 
-    index: Any  # trial_name_index
+    index: Any  # trial_index
     namespace: str
     round: str
 
     def __contains__(self, name: object) -> bool:
-        return any(r != self.round for r in _entries(self.index, (self.namespace, name)))
+        return isinstance(name, str) and any(r != self.round for r in _entries(self.index, ByName(self.namespace, name)))
 
 
 def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,

@@ -18,21 +18,26 @@ from typing import Any
 
 from ..api import FINISHED
 from . import trial_models
+from .index_keys import ByName
 
 Key = tuple[str, str, str]
 
 
 def unfinished_trials(indexes: Mapping[str, Any]) -> Iterator[Key]:
     """The keys of the Trials in kopf's trial index that are not finished."""
-    for (namespace, _round), store in list(indexes.get("trial_index", {}).items()):
+    for key, store in list(indexes.get("trial_index", {}).items()):
+        if isinstance(key, ByName):
+            continue  # a Trial's Round, by the Trial's name; the Trial is under its Round's key
+        namespace, _round = key
         for entry in list(store):
             if trial_models.phase(entry) not in FINISHED:
                 yield ("Trial", namespace, trial_models.name(entry))
 
 
 def rounds(indexes: Mapping[str, Any]) -> Iterator[Key]:
-    for namespace, name in list(indexes.get("round_name_index", {}).keys()):
-        yield ("Round", namespace, name)
+    for key in list(indexes.get("round_index", {}).keys()):
+        if isinstance(key, ByName):
+            yield ("Round", key.namespace, key.name)
 
 
 async def every(interval: float, keys: Callable[[], Iterable[Key]], add: Callable[..., None]) -> None:
