@@ -262,14 +262,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def queue_waits(port: int) -> dict[str, tuple[float, float, int]]:
-    """Per kind, (p50, p99, passes) of the work queue's wait, from the operator's histogram
-    buckets (upper bounds: a p50 of 0.05 means half the keys waited 50 ms or less)."""
+def scrape(port: int) -> str:
+    """The operator's /metrics ("" if it does not answer)."""
     import urllib.request
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
-        return {}
+        return ""
+
+
+def put_offs(text: str) -> dict[str, int]:
+    """Per kind, passes put off until what the object's last pass created was in the watch."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("kubetune_passes_put_off_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.split('kind="')[1].split('"')[0]] = int(float(value))
+    return out
+
+
+def queue_waits(text: str) -> dict[str, tuple[float, float, int]]:
+    """Per kind, (p50, p99, passes) of the work queue's wait, from the operator's histogram
+    buckets (upper bounds: a p50 of 0.05 means half the keys waited 50 ms or less)."""
     buckets: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
     for line in text.splitlines():
         if line.startswith("kubetune_workqueue_queue_duration_seconds_bucket{"):
@@ -436,7 +450,8 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
         prom_queries = prom.queries - prom_q0
         cpu1, peak = proc_stats(pid)
         server_cpu = {n: proc_stats(server._pid(n))[0] - c for n, c in server_cpu0.items()}
-        queue = queue_waits(metrics_port)
+        metrics = scrape(metrics_port)
+        queue, put_off = queue_waits(metrics), put_offs(metrics)
         time.sleep(2)  # the audit log's batch is flushed
         calls: collections.Counter = collections.Counter()
         busy: collections.Counter = collections.Counter()  # seconds the API server took, summed per request kind
@@ -468,7 +483,7 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
             "kubelet_errors": kubelet.errors[:3],
             "server_cpu": server_cpu, "trial_kb": sizes["trials"], "round_kb": sizes["rounds"],
             "study_kb": sizes["studies"], "busy": {k: (v, calls[k]) for k, v in busy.most_common(4)},
-            "queue": queue, "stages": stages(entries),
+            "queue": queue, "put_off": put_off, "stages": stages(entries),
         }
     finally:
         if op is not None:
@@ -548,7 +563,9 @@ def main() -> None:
               + ", ".join(f"{k} {v}" for k, v in r["calls"].items()))
         print(f"#   CPU s of the API server {r['server_cpu']['kube-apiserver']:.1f}, etcd {r['server_cpu']['etcd']:.1f} "
               f"(operator {r['cpu_s']:.1f}); work-queue wait p50/p99 (bucket bounds) and passes: "
-              + ", ".join(f"{k} {p50:g}/{p99:g} s ({n})" for k, (p50, p99, n) in sorted(r["queue"].items())))
+              + ", ".join(f"{k} {p50:g}/{p99:g} s ({n})" for k, (p50, p99, n) in sorted(r["queue"].items()))
+              + "; passes put off for their creations: "
+              + (", ".join(f"{k} {n}" for k, n in sorted(r.get("put_off", {}).items())) or "none"))
         print("#   the operator's requests the API server took longest to answer (seconds in all, requests, "
               "ms each): " + ", ".join(f"{k} {v:.0f} s / {n} / {1000 * v / n:.0f} ms" for k, (v, n) in r["busy"].items())
               + f"; the Study at the end {r['study_kb']:.0f} KB; Prometheus answered "

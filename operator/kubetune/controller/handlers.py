@@ -13,13 +13,14 @@ nothing and duplicates nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -95,6 +96,7 @@ class OperatorConfig:
     (10,000 trials) comes every 52 s, not every 10 s (26% of a core for that Round alone)."""
     _analyzed: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # when, seconds it took
     _expected: dict[tuple[str, str, str], tuple[float, str, Any, frozenset[str]]] = field(default_factory=dict)
+    _put_off: set[tuple[str, str, str]] = field(default_factory=set)  # passes waiting for _expected
     _not_before: dict[tuple[str, str, str], float] = field(default_factory=dict)  # failed passes' back-off
     workloads: "workloads.WorkloadStore" = field(default_factory=lambda: workloads.WorkloadStore())
     """Trials' Jobs, JobSets, ... as the watches last saw them (workload_handlers.py)."""
@@ -144,6 +146,28 @@ class OperatorConfig:
             return False
         return True
 
+    def put_off(self, key: tuple[str, str, str]) -> float | None:
+        """None when `key`'s pass may run now; else it waits for what its last pass created:
+        the event that brings the last of them queues it (arrived), and these seconds are
+        the safety net's (when the expectation lapses)."""
+        if not self.expecting(key):
+            self._put_off.discard(key)
+            return None
+        self._put_off.add(key)
+        if not self.expecting(key):  # arrived between the two looks, before arrived() could know
+            self._put_off.discard(key)
+            return None
+        m.PUT_OFF.labels(key[0]).inc()
+        at = self._expected.get(key, (time.monotonic(),))[0]
+        return max(0.5, 10.0 - (time.monotonic() - at))
+
+    def arrived(self, key: tuple[str, str, str]) -> bool:
+        """Is `key` a pass put off for its creations, all of which the indexes now hold?"""
+        if key not in self._put_off or self.expecting(key):
+            return False
+        self._put_off.discard(key)
+        return True
+
     def changed(self, key: tuple[str, str, str], value: Any) -> bool:
         """Has `value` (a phase, a generation) changed since the last event about the object?"""
         old = self._phases.get(key, _UNSEEN)
@@ -166,6 +190,21 @@ class OperatorConfig:
     def known(self, key: tuple[str, str, str], value: Any) -> None:
         """What a pass already acted on: an event that brings just this is not a change."""
         self._phases[key] = value
+
+    @contextlib.contextmanager
+    def knowing(self, key: tuple[str, str, str], value: Any) -> Iterator[None]:
+        """known(key, value) for a write about to be made; undone if the write fails."""
+        before = self._phases.get(key, _UNSEEN)
+        self._phases[key] = value
+        try:
+            yield
+        except BaseException:
+            if self._phases.get(key, _UNSEEN) == value:
+                if before is _UNSEEN:
+                    self._phases.pop(key, None)
+                else:
+                    self._phases[key] = before
+            raise
 
     def poll_interval(self) -> float:
         """Seconds between two polls of one running trial: poll_seconds, or longer when the
@@ -206,6 +245,7 @@ class OperatorConfig:
     def _forget(self, key: tuple[str, str, str]) -> None:
         self.writes.forget(key)
         self._expected.pop(key, None)
+        self._put_off.discard(key)
         self._not_before.pop(key, None)
         self._locks.pop(key, None)
         self._phases.pop(key, None)
@@ -376,6 +416,10 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         cfg.indexes = cfg.indexes or _indexes(kwargs)
         key = ("Trial", namespace, name)
         round_name = (spec.get("roundRef") or {}).get("name")
+        if round_name and cfg.arrived(("Round", namespace, round_name)):
+            # the last Trial its Round's pass created is in the index (kopf indexes before the
+            # handlers run): the pass put off for it runs now, first in line, not after its wait
+            cfg.queue.add(("Round", namespace, round_name), next_step=True)
         if type == "DELETED":
             cfg.forget_trial(namespace, name)
         else:
@@ -458,11 +502,19 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
         else:
             reconcile_trial(cfg, raw, namespace, name, patch, idx["study_index"], idx["round_index"],
                             idx["trial_index"], idx["pod_index"])
-        _apply(cfg, key, raw, patch)
-        if kind == "Trial" and _ended(raw, patch):
-            # its Round plans the successor now, from this write (Writes), not after the watch
+        phase = _new_phase(raw, patch) if kind == "Trial" else None
+        if phase is None:
+            _apply(cfg, key, raw, patch)
+        else:
+            # This pass acts on what it writes: the watch's echo of it is not news to the Trial
+            # (its inputs, its pod and Prometheus, have their own events). Said before the write:
+            # the echo often reaches kopf's loop before the call returns to this thread. Its
+            # Round hears of it now, from this write (Writes), not after the watch; a trial
+            # that ended first, as the first step of its successor.
+            with cfg.knowing(key, phase):
+                _apply(cfg, key, raw, patch)
             cfg.queue.add_threadsafe(("Round", namespace, (raw.get("spec") or {}).get("roundRef", {}).get("name")),
-                                     next_step=True)
+                                     next_step=phase in FINISHED)
     except ApiException:
         m.RECONCILE_ERRORS.labels(kind).inc()
         raise
@@ -470,9 +522,10 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
         m.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
 
 
-def _ended(raw: Mapping[str, Any], patch: kopf.Patch) -> bool:
-    """Did this pass write a finished phase over an unfinished one?"""
-    return (patch.get("status") or {}).get("phase") in FINISHED and (raw.get("status") or {}).get("phase") not in FINISHED
+def _new_phase(raw: Mapping[str, Any], patch: kopf.Patch) -> str | None:
+    """The phase this pass wrote, if it changed the Trial's."""
+    phase = (patch.get("status") or {}).get("phase")
+    return phase if phase is not None and phase != (raw.get("status") or {}).get("phase") else None
 
 
 def _apply(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any], patch: kopf.Patch) -> None:
@@ -510,8 +563,9 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
         wait = cfg.backing_off(key)
         if wait > 0:
             return wait  # its last pass failed: an event meanwhile does not make the retry come sooner
-        if cfg.expecting(key):
-            return 2.0  # what its last pass created is not in the indexes yet; its events queue the next
+        wait = cfg.put_off(key)  # what its last pass created is not in the indexes yet?
+        if wait is not None:
+            return wait
         raw = _current(cfg, key)
         if raw is None or (key[0] == "Trial" and (raw.get("status") or {}).get("phase") in FINISHED):
             return None  # gone, or a finished Trial: nothing to do

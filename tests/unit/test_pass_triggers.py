@@ -1,0 +1,162 @@
+"""What queues a pass, and what does not.
+
+A Trial pass that writes a new phase has acted on it: the watch's echo of that write does
+not queue the Trial again (a pass that would find nothing to do), and the Round hears of
+the change from the pass itself. A phase written by anyone else still queues both. At
+120 Rounds x 30 every trial writes Pending and Running: two passes a trial saved.
+
+A Round pass that finds the Trials its last pass created not yet in the index is put off;
+the event that brings the last of them queues it at once, ahead of other events, instead
+of a fixed retry later (a wave of trials of one Round that ended together waited for it)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+from unittest import mock
+
+import kopf
+
+from kubetune.controller import handlers
+from kubetune.controller.handlers import OperatorConfig
+from kubetune.controller.index_keys import ByName
+
+from .factories import round_, study, trial
+
+NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.timezone.utc)
+KEY = ("Trial", "ns", "r-0")
+ROUND = ("Round", "ns", "r")
+
+
+def _body(model) -> dict:
+    body = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    body["metadata"]["resourceVersion"] = "1"
+    return body
+
+
+def _pod(phase: str) -> dict:
+    status: dict[str, Any] = {"phase": phase, "startTime": "2026-12-03T11:59:50Z"}
+    if phase == "Succeeded":
+        status["containerStatuses"] = [{"name": "train", "state": {"terminated": {
+            "exitCode": 0, "message": '{"min": {"val_loss": 0.25}, "last": {"val_loss": 0.25}, "step": 20}', "finishedAt": "2026-12-03T11:59:59Z"}}}]
+    return {"metadata": {"name": "r-0-a1", "namespace": "ns", "labels": {}}, "status": status}
+
+
+class Operator:
+    """The operator's registered handlers and one Trial's pass, with the API faked."""
+
+    def __init__(self) -> None:
+        self.cfg = OperatorConfig(kube=mock.Mock(), clock=lambda: NOW)  # type: ignore[arg-type]
+        self.cfg.queue = mock.Mock()
+        registry = kopf.OperatorRegistry()
+        handlers.register(registry, self.cfg)
+        self.trial_event = next(h.fn for h in registry._watching.get_all_handlers() if h.id == "trial_event")
+        self.raw = _body(trial(0, {"learning_rate": 0.01}))
+        self.pods: list[dict] = []
+        self.cfg.indexes = {
+            "study_index": {("ns", "s"): [_body(study())]},
+            "round_index": {("ns", "s"): [_body(round_())], ByName("ns", "r"): [_body(round_())]},
+            "trial_index": {("ns", "r"): [self.raw], ByName("ns", "r-0"): ["r"]}, "pod_index": {("ns", "r-0"): self.pods}}
+        self.version = 1
+        self.cfg.kube.patch_custom_status.side_effect = self._patched
+
+    def _patched(self, plural: str, namespace: str, name: str, status: dict) -> dict:
+        self.version += 1
+        self.raw = {**self.raw, "metadata": {**self.raw["metadata"], "resourceVersion": str(self.version)},
+                    "status": {**(self.raw.get("status") or {}), **status}}
+        return self.raw
+
+    def run_pass(self, pod_phase: str) -> None:
+        self.pods[:] = [_pod(pod_phase)]
+        self.cfg.queue.reset_mock()
+        handlers._pass(self.cfg, KEY, handlers._current(self.cfg, KEY) or self.raw)
+
+    def event(self, body: dict) -> list[tuple]:
+        """The watch brings `body`: the keys its event queued."""
+        self.cfg.queue.reset_mock()
+        asyncio.run(self.trial_event(type="MODIFIED", namespace="ns", name="r-0", body=body, spec=body["spec"],
+                                     status=body.get("status") or {}, **self.cfg.indexes))
+        return [c.args[0] for c in self.cfg.queue.add.call_args_list]
+
+
+def test_the_echo_of_a_trials_own_phase_write_queues_nothing_and_its_round_hears_from_the_pass():
+    op = Operator()
+    op.run_pass("Running")  # the pod's first event: the Trial's first status, Running
+    assert op.raw["status"]["phase"] == "Running"
+    op.cfg.queue.add_threadsafe.assert_called_once_with(ROUND, next_step=False)
+    assert op.event(op.raw) == []  # its echo: no second pass of the Trial, no second of the Round
+
+    op.run_pass("Succeeded")  # the pod ended: the Round plans the successor, first in line
+    assert op.raw["status"]["phase"] == "Succeeded"
+    op.cfg.queue.add_threadsafe.assert_called_once_with(ROUND, next_step=True)
+    assert op.event(op.raw) == []
+
+
+def test_a_phase_the_pass_did_not_write_still_queues_the_trial_and_its_round():
+    op = Operator()
+    op.run_pass("Running")
+    op.event(op.raw)
+    stopped = {**op.raw, "status": {**op.raw["status"], "phase": "Pending"}}  # written by someone else
+    assert op.event(stopped) == [KEY, ROUND]
+    ended = {**op.raw, "status": {**op.raw["status"], "phase": "EarlyStopped"}}  # the Round's stop
+    assert op.event(ended) == [ROUND]
+
+
+def test_a_pass_that_writes_no_new_phase_queues_no_round():
+    op = Operator()
+    op.run_pass("Running")
+    op.run_pass("Running")  # the same pod, still running: nothing new to say
+    op.cfg.queue.add_threadsafe.assert_not_called()
+
+
+def test_an_echo_that_reaches_the_loop_before_the_write_returns_is_not_news_either():
+    op = Operator()
+    echoes: list[list[tuple]] = []
+    write = op.cfg.kube.patch_custom_status.side_effect
+
+    def echoed(*args: Any) -> dict:
+        body = write(*args)
+        echoes.append(op.event(body))  # the watch is quicker than the answer
+        return body
+
+    op.cfg.kube.patch_custom_status.side_effect = echoed
+    op.run_pass("Running")
+    assert echoes == [[]]
+    op.cfg.queue.add_threadsafe.assert_called_once_with(ROUND, next_step=False)
+
+
+def test_a_write_that_fails_leaves_its_phase_news():
+    from kubernetes.client.rest import ApiException
+
+    op = Operator()
+    op.cfg.kube.patch_custom_status.side_effect = ApiException(status=500)
+    try:
+        op.run_pass("Running")
+    except ApiException:
+        pass
+    else:
+        raise AssertionError("the pass hid the API's refusal")
+    op.cfg.queue.add_threadsafe.assert_not_called()
+    running = {**op.raw, "status": {"phase": "Running"}}  # written by a pass that did not fail
+    assert op.event(running) == [KEY, ROUND]
+
+
+def test_a_round_pass_put_off_for_its_new_trial_runs_when_the_trial_reaches_the_index():
+    op = Operator()
+    created = _body(trial(1, {"learning_rate": 0.02}))
+    op.cfg.expect(ROUND, "trial_index", ("ns", "r"), ["r-1"])  # what the Round's last pass created
+    wait = handlers.run_pass(op.cfg, ROUND)
+    assert wait is not None and wait > 2  # put off; the retry is only the safety net's
+    op.cfg.queue.add.reset_mock()
+
+    op.cfg.indexes["trial_index"][("ns", "r")].append(created)  # kopf indexes before the handlers run
+    op.cfg.indexes["trial_index"][ByName("ns", "r-1")] = ["r"]
+    op.cfg.known(("Trial", "ns", "r-1"), None)  # the Round's pass knew its ADDED was no news
+    asyncio.run(op.trial_event(type="ADDED", namespace="ns", name="r-1", body=created, spec=created["spec"],
+                               status={}, **op.cfg.indexes))
+    op.cfg.queue.add.assert_called_once_with(ROUND, next_step=True)
+
+    op.cfg.queue.add.reset_mock()  # a later event of the Round's trials: no second wake-up
+    asyncio.run(op.trial_event(type="MODIFIED", namespace="ns", name="r-1", body=created, spec=created["spec"],
+                               status={}, **op.cfg.indexes))
+    op.cfg.queue.add.assert_not_called()
