@@ -415,7 +415,7 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
         env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = open(workdir / "operator.log", "wb")
-        profile = ["py-spy", "record", "--nonblocking", "-r", "40", "--format", "raw",
+        profile = ["py-spy", "record", "--nonblocking", "--gil", "-r", "40", "--format", "raw",
                    "-o", str(workdir / "profile.txt"), "--"] if a.profile else []
         metrics_port = free_port()
         op = subprocess.Popen([*profile, sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS,
@@ -522,7 +522,8 @@ def main() -> None:
                     help="seconds per level at most (at least the first wave's pods' longest run + 50 s)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))
     ap.add_argument("--profile", action="store_true",
-                    help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt)")
+                    help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt; "
+                         "only the thread holding the GIL, so the samples are where its CPU goes, not where it waits)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each level this many times, one after the other, and print the runs' medians "

@@ -160,3 +160,23 @@ def test_a_round_pass_put_off_for_its_new_trial_runs_when_the_trial_reaches_the_
     asyncio.run(op.trial_event(type="MODIFIED", namespace="ns", name="r-1", body=created, spec=created["spec"],
                                status={}, **op.cfg.indexes))
     op.cfg.queue.add.assert_not_called()
+
+
+def test_a_trial_pass_parses_its_study_and_round_again_only_when_one_changed():
+    cfg = OperatorConfig(kube=mock.Mock())  # type: ignore[arg-type]
+    s, r = _body(study()), _body(round_())
+    first = cfg.study_and_round("ns", s, r)
+    assert cfg.study_and_round("ns", s, r) is first  # unchanged: the same parse, no second one
+
+    edited = {**r, "metadata": {**r["metadata"], "resourceVersion": "2"},
+              "spec": {**r["spec"], "budget": {"maxTrials": 9, "parallelism": 3}}}
+    again = cfg.study_and_round("ns", s, edited)
+    assert again is not first and again[1].spec.budget.max_trials == 9  # the edit is what the pass reads
+
+    s2 = {**s, "metadata": {**s["metadata"], "resourceVersion": "7"}, "spec": {**s["spec"], "maxSteps": 40}}
+    third = cfg.study_and_round("ns", s2, edited)
+    assert third[0].spec.max_steps == 40  # so is the Study's
+    assert cfg.study_and_round("ns", s2, edited) is third
+
+    cfg.forget_round("ns", "r")  # the Round deleted: its parse goes with it
+    assert cfg.study_and_round("ns", s2, edited) is not third
