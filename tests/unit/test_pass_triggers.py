@@ -180,3 +180,14 @@ def test_a_trial_pass_parses_its_study_and_round_again_only_when_one_changed():
 
     cfg.forget_round("ns", "r")  # the Round deleted: its parse goes with it
     assert cfg.study_and_round("ns", s2, edited) is not third
+
+
+def test_each_rounds_parse_of_its_study_leaves_out_the_study_wide_results_but_not_the_baseline():
+    cfg = OperatorConfig(kube=mock.Mock())  # type: ignore[arg-type]
+    s = _body(study())
+    s["status"] = {"baseline": {"learning_rate": 0.05}, "archive": [{"round": "r", "trials": []}],
+                   "rounds": [{"name": "r"}]}
+    parsed, _ = cfg.study_and_round("ns", s, _body(round_()))
+    assert parsed.status.baseline == {"learning_rate": 0.05}  # an adopted baseline is what trials run with
+    assert parsed.status.archive == [] and parsed.status.rounds == []
+    assert s["status"]["archive"]  # the index's body is left as it was
