@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
-from kubernetes.client import CoreV1Api, CustomObjectsApi  # at start: the first call loaded them (0.7 s of CPU)
 from kubernetes.client.rest import ApiException
 
 from ..api import GROUP, VERSION
@@ -103,12 +102,12 @@ class Kube:
             self.limiter.acquire()
 
     @property
-    def custom(self) -> CustomObjectsApi:
-        return CustomObjectsApi(self.client)
+    def custom(self) -> kubernetes.client.CustomObjectsApi:
+        return kubernetes.client.CustomObjectsApi(self.client)
 
     @property
-    def core(self) -> CoreV1Api:
-        return CoreV1Api(self.client)
+    def core(self) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(self.client)
 
     def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create; the object as the API server stored it, or None when it already exists
