@@ -98,7 +98,7 @@ class OperatorConfig:
     _analyzed: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # when, seconds it took
     _parsed: Memo[tuple[Study, Round]] = field(default_factory=Memo)
     """Per Round, its Study and itself parsed, while neither changes (resourceVersions): every
-    Trial pass reads both, and parsing them was 6.5% of the operator's CPU at 40 x 30."""
+    Trial pass reads both, and parsing them was 7% of the operator's CPU at 40 x 30."""
     _expected: dict[tuple[str, str, str], tuple[float, str, Any, frozenset[str]]] = field(default_factory=dict)
     _put_off: set[tuple[str, str, str]] = field(default_factory=set)  # passes waiting for _expected
     _not_before: dict[tuple[str, str, str], float] = field(default_factory=dict)  # failed passes' back-off
@@ -646,7 +646,7 @@ class _Others:
     round: str
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(r != self.round for r in _entries(self.index, ByName(self.namespace, name)))
+        return any(r != self.round for r in _entries(self.index, ByName(self.namespace, name)))
 
 
 def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, patch: kopf.Patch,
