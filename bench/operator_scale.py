@@ -20,6 +20,8 @@ once, and measures:
                                                          # then 120x30 with 5-minute pods (300 s +-50%)
     python bench/operator_scale.py --levels 10x10 --trials-per-round 30 --trial-seconds 8
     python bench/operator_scale.py --workers 1           # passes one at a time (blocking calls)
+    python bench/operator_scale.py --ideal --qps 0 --workers 64   # the floor: bench/ideal_operator.py, which makes
+                                                         # only the three calls a successor needs, unthrottled
 
 Targets (issue #24): successor p50 <= 1 s, p99 <= 3 s.
 """
@@ -418,11 +420,12 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
         profile = ["py-spy", "record", "--nonblocking", "--gil", "-r", "40", "--format", "raw",
                    "-o", str(workdir / "profile.txt"), "--"] if a.profile else []
         metrics_port = free_port()
-        op = subprocess.Popen([*profile, sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS,
-                               "--health-port", "0", "--metrics-port", str(metrics_port), "--prometheus-url", prom.url,
-                               "--poll", str(a.poll), "--resync", str(a.resync), "--workers", str(a.workers),
-                               "--kube-qps", str(a.qps), "--kube-burst", str(a.burst)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+        limits = ["--workers", str(a.workers), "--kube-qps", str(a.qps), "--kube-burst", str(a.burst)]
+        command = ([sys.executable, str(ROOT / "bench" / "ideal_operator.py"), "--namespace", NS, *limits] if a.ideal
+                   else [sys.executable, "-m", "kubetune.cli", "operator", "--namespace", NS, "--health-port", "0",
+                         "--metrics-port", str(metrics_port), "--prometheus-url", prom.url, "--poll", str(a.poll),
+                         "--resync", str(a.resync), *limits])
+        op = subprocess.Popen([*profile, *command], env=env, stdout=log, stderr=subprocess.STDOUT)
         time.sleep(4)  # the operator's start-up (imports, first listing) is not what is measured
         pid = child_pid(op.pid) if a.profile else op.pid
         cpu0, _ = proc_stats(pid)
@@ -450,7 +453,7 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
         prom_queries = prom.queries - prom_q0
         cpu1, peak = proc_stats(pid)
         server_cpu = {n: proc_stats(server._pid(n))[0] - c for n, c in server_cpu0.items()}
-        metrics = scrape(metrics_port)
+        metrics = "" if a.ideal else scrape(metrics_port)
         queue, put_off = queue_waits(metrics), put_offs(metrics)
         time.sleep(2)  # the audit log's batch is flushed
         calls: collections.Counter = collections.Counter()
@@ -472,7 +475,7 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
         lat = successor_latencies(kubelet, parallel)
         trials = len(kubelet.added)
         return {
-            "level": label, "trials": trials, "finished": len(kubelet.ended), "elapsed": elapsed,
+            "level": label + (" ideal" if a.ideal else ""), "trials": trials, "finished": len(kubelet.ended), "elapsed": elapsed,
             "wave_s": wave_s, "wave_pods_s": first_wave / wave_s if wave_s else float("nan"),
             "p50": pct(lat, 50), "p99": pct(lat, 99), "successors": len(lat),
             "cpu_s": cpu1 - cpu0, "cores": (cpu1 - cpu0) / elapsed, "rss_mib": peak,
@@ -524,6 +527,10 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt; "
                          "only the thread holding the GIL, so the samples are where its CPU goes, not where it waits)")
+    ap.add_argument("--ideal", action="store_true",
+                    help="instead of kubetune's operator, bench/ideal_operator.py: only the calls a successor cannot "
+                         "do without (the ended Trial's status, the next Trial, its pod), no thinking; the floor the "
+                         "API server, etcd and the kubelet stand-in set on this machine")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each level this many times, one after the other, and print the runs' medians "
