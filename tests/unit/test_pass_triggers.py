@@ -191,3 +191,27 @@ def test_each_rounds_parse_of_its_study_leaves_out_the_study_wide_results_but_no
     assert parsed.status.baseline == {"learning_rate": 0.05}  # an adopted baseline is what trials run with
     assert parsed.status.archive == [] and parsed.status.rounds == []
     assert s["status"]["archive"]  # the index's body is left as it was
+
+
+def test_a_round_pass_whose_wait_lapsed_counts_the_trials_it_created_that_the_watch_has_not_brought():
+    """An operator short of CPU can lag its watch by more than the expectation's 10 s: the
+    Round's next pass then plans from an index without its new Trials. It must not create
+    them again (a 409, and the Round's sampler told parameters no Trial runs with)."""
+    op = Operator()
+    created: list[dict] = []
+
+    def create(plural: str, namespace: str, body: dict) -> dict:
+        answer = {**body, "metadata": {**body["metadata"], "resourceVersion": str(100 + len(created))}}
+        created.append(answer)
+        return answer
+
+    op.cfg.kube.create_custom.side_effect = create
+    op.cfg.kube.patch_custom_status.side_effect = lambda plural, *a: op._patched(plural, *a) if plural == "trials" else None
+    handlers.run_pass(op.cfg, ROUND)
+    first = sorted(b["metadata"]["name"] for b in created)
+    assert first == ["r-1"]  # parallelism 2: r-0 runs, r-1 is new
+    at, *rest = op.cfg._expected[ROUND]
+    op.cfg._expected[ROUND] = (at - 11, *rest)  # the watch has not brought r-1 within the wait
+
+    handlers.run_pass(op.cfg, ROUND)
+    assert sorted(b["metadata"]["name"] for b in created) == first  # nothing created twice

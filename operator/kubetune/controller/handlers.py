@@ -544,6 +544,16 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
         m.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
 
 
+def _created_not_indexed(cfg: OperatorConfig, namespace: str, round_name: str,
+                         indexed: list[Any]) -> list[dict[str, Any]]:
+    unseen = cfg.writes.unseen_where(
+        "Trial", namespace, lambda b: ((b.get("spec") or {}).get("roundRef") or {}).get("name") == round_name)
+    if not unseen:
+        return []
+    names = {trial_models.name(t) for t in indexed}
+    return [b for b in unseen if b["metadata"]["name"] not in names]
+
+
 def _new_phase(raw: Mapping[str, Any], patch: kopf.Patch) -> str | None:
     """The phase this pass wrote, if it changed the Trial's."""
     phase = (patch.get("status") or {}).get("phase")
@@ -671,8 +681,15 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         owner = _owner(study_raw, "Study")
         owner["controller"] = False  # the user owns the Round's spec; the Study only cascades deletion
         patch.meta["ownerReferences"] = [*refs, owner]
-    trials = cfg.trials.of(cfg.writes.fresh(("Trial", namespace, trial_models.name(t)), t, trial_models.version(t))
-                           for t in _entries(trial_index, (namespace, name)))  # a Trial's own last write counts
+    indexed = _entries(trial_index, (namespace, name))
+    trials = cfg.trials.of([
+        *(cfg.writes.fresh(("Trial", namespace, trial_models.name(t)), t, trial_models.version(t))
+          for t in indexed),  # a Trial's own last write counts
+        # and so does a Trial this Round created that the watch has not brought yet: the
+        # expectation's wait lapses after 10 s, and a watch that lags longer (an operator
+        # short of CPU) must not make the pass create the same Trial again with other parameters
+        *(cfg.writes.fresh(("Trial", namespace, b["metadata"]["name"]), b)
+          for b in _created_not_indexed(cfg, namespace, name, indexed))])
     try:
         plan = plan_round(study, rnd, trials, now, taken=others)
     except AlgorithmUnavailable as e:

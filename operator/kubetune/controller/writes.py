@@ -67,6 +67,14 @@ class Writes:
         with self._lock:
             return self._created.get(key)
 
+    def unseen_where(self, kind: str, namespace: str, owned: Any) -> list[dict[str, Any]]:
+        """The objects of `kind` in `namespace` created here that the watch has not delivered
+        yet and for which `owned(body)` holds (a Round's Trials): a pass that plans from
+        the index counts them too, however far the watch lags."""
+        with self._lock:
+            return [body for key, body in self._created.items()
+                    if isinstance(key, tuple) and key[:2] == (kind, namespace) and owned(body)]
+
     def seen(self, key: Hashable, version: str | None) -> None:
         """The watch delivered `version` of the object: drop a write it has caught up with."""
         with self._lock:
