@@ -148,6 +148,23 @@ async def test_a_successors_next_step_runs_before_the_rest_of_a_wave_that_ended_
         assert order.count("pod-ended-3") == 1 and q.passes == 22
 
 
+async def test_a_new_trials_pod_comes_before_the_waves_other_next_steps():
+    """The last step of a successor (the new Trial's pass, which creates its pod) goes ahead
+    of the wave's other next steps: the pod is what the successor waits for. The Rounds'
+    passes keep their place behind the trials that ended, where they still coalesce."""
+    async with _held_queue() as (q, order, gate):
+        q.add("busy")
+        await asyncio.sleep(0.05)
+        for i in range(10):
+            q.add(f"pod-ended-{i}", next_step=True)  # the wave's ended pods: their Trials' passes
+        q.add("round", next_step=True)
+        q.add("new-trial", last_step=True)  # created by the Round's last pass
+        gate.set()
+        await _passes(q, 13)
+        assert order[:3] == ["busy", "new-trial", "pod-ended-0"]
+        assert order[-1] == "round"
+
+
 async def test_a_next_step_asked_while_its_key_runs_keeps_its_urgency():
     async with _held_queue() as (q, order, gate):
         q.add("round")

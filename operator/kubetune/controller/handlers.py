@@ -710,7 +710,9 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
             key = ("Trial", namespace, t.metadata.name)
             cfg.writes.created(key, created)
             cfg.known(key, None)  # the watch's ADDED (no phase yet) is not news: this pass is its pass
-            cfg.queue.add_threadsafe(key, next_step=True)  # its pod now, not when the watch brings the Trial
+            # its pod now, not when the watch brings the Trial, and ahead of the burst's other
+            # steps: the pod is what the successor waits for, and this step coalesces nothing
+            cfg.queue.add_threadsafe(key, last_step=True)
     by_name = {t.metadata.name: t for t in trials}
     for trial_name, why in plan.stop:
         t = by_name[trial_name]

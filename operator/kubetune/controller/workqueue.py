@@ -86,20 +86,22 @@ class WorkQueue:
         self._queued.clear(), self._running.clear(), self._again.clear(), self._deferred.clear()
         self._sweeping = 0
 
-    def add(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False) -> None:
+    def add(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False,
+            last_step: bool = False) -> None:
         """Queue `key` (now, or after `after` seconds; `low`: the safety net's, behind every
-        event's key; `next_step`: a successor's next step, ahead of them). Call it from the
-        event loop's thread; before `start()` (or after `stop()`) it does nothing: the
-        sweep covers the key later."""
+        event's key; `next_step`: a successor's next step, ahead of them; `last_step`: its
+        last, ahead of those). Call it from the event loop's thread; before `start()` (or
+        after `stop()`) it does nothing: the sweep covers the key later."""
         if self._queue is None or self._loop is None:
             return
         if after > 0:
-            self._loop.call_later(after, self.add, key, 0.0, low, next_step)
+            self._loop.call_later(after, self.add, key, 0.0, low, next_step, last_step)
             return
-        self._put(key, -1 if next_step else 1 if low else 0)
+        self._put(key, -2 if last_step else -1 if next_step else 1 if low else 0)
 
     def _put(self, key: Hashable, priority: int) -> None:
-        """Queue `key` now at `priority` (-1 a successor's next step, 0 an event's, 1 a sweep's)."""
+        """Queue `key` now at `priority` (-2 a successor's last step, -1 its next, 0 an event's,
+        1 a sweep's)."""
         if self._queue is None:
             return  # stopped
         low = priority == 1
@@ -116,14 +118,15 @@ class WorkQueue:
         self._queue.put_nowait((priority, self._order, key))  # an earlier low entry goes stale
         m.QUEUE_DEPTH.set(len(self._queued))
 
-    def add_threadsafe(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False) -> None:
+    def add_threadsafe(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False,
+                       last_step: bool = False) -> None:
         loop = self._loop
         if loop is None:
             return
         if threading.get_ident() == getattr(loop, "_thread_id", None):
-            self.add(key, after, low, next_step)
+            self.add(key, after, low, next_step, last_step)
         else:
-            loop.call_soon_threadsafe(self.add, key, after, low, next_step)
+            loop.call_soon_threadsafe(self.add, key, after, low, next_step, last_step)
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -175,7 +178,7 @@ class WorkQueue:
                 self.add(key, again)
 
 
-_PRIORITY = {-1: "next_step", 0: "event", 1: "sweep"}
+_PRIORITY = {-2: "last_step", -1: "next_step", 0: "event", 1: "sweep"}
 
 
 def _kind(key: Hashable) -> str:
