@@ -10,9 +10,10 @@ from kopf's indexes), so coalescing events loses nothing. Nothing is kept here t
 the API server does not also have: after a restart, kopf's initial listing queues
 every object again.
 
-Keys come at three priorities: a successor's next step (a trial pod that ended queues its
-Trial, a pass that ended a trial queues its Round, a Round pass that created a Trial queues
-the Trial, which creates its pod), an
+Keys come at four priorities: a successor's last step (a Round pass that created a Trial
+queues the Trial, which creates its pod: the pod is what the successor waits for, and the
+pass coalesces nothing), its next steps (a trial pod that ended queues its Trial, a pass
+that ended a trial queues its Round), an
 event's (something changed: a pod started or ended, a Trial was created), and the safety
 net's (sweep.py: every unfinished Trial now and then, to poll
 Prometheus). A worker always takes an event's key first, so a sweep of thousands of
