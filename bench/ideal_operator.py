@@ -22,6 +22,7 @@ import collections
 import datetime as dt
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class Ideal:
                         self.pool.submit(self.successor, labels.get(LABEL_ROUND, ""), labels.get(LABEL_TRIAL, ""))
             except Exception:  # noqa: BLE001 - a watch ends; start again from where it was
                 rv = None
+                time.sleep(0.2)  # not a busy loop while the API server is away
 
 
 def main() -> None:

@@ -58,6 +58,11 @@ def version(entry: Entry) -> str | None:
     return meta.get("resourceVersion")
 
 
+def round_name(spec: Mapping[str, Any]) -> str | None:
+    """The Round a Trial's spec (as the watch brings it) names."""
+    return (spec.get("roundRef") or {}).get("name")
+
+
 def body(entry: Entry) -> dict[str, Any]:
     """The object as a pass reads it: the index's body, or a settled Trial written out again."""
     return entry.wire() if isinstance(entry, Trial) else entry  # type: ignore[return-value]
