@@ -215,3 +215,88 @@ def test_a_round_pass_whose_wait_lapsed_counts_the_trials_it_created_that_the_wa
 
     handlers.run_pass(op.cfg, ROUND)
     assert sorted(b["metadata"]["name"] for b in created) == first  # nothing created twice
+
+
+def _round_pass_after_a_trial_ended(wait: float, every: float = 0.0) -> tuple[Operator, list[dict], list[str]]:
+    """A Round of parallelism 2: its first pass creates r-1; then r-0 ends and the next pass
+    creates r-2. Returns the operator, the Round statuses written and the Trials created."""
+    op = Operator()
+    op.cfg.status_wait_seconds, op.cfg.status_every_seconds = wait, every
+    written: list[dict] = []
+    created: list[str] = []
+    trials = op.cfg.indexes["trial_index"][("ns", "r")]
+
+    def create(plural: str, namespace: str, body: dict) -> dict:
+        answer = {**body, "metadata": {**body["metadata"], "resourceVersion": str(100 + len(created))}}
+        created.append(body["metadata"]["name"])
+        trials.append(answer)  # the watch brings it at once
+        return answer
+
+    def patch_status(plural: str, namespace: str, name: str, status: dict) -> dict | None:
+        if plural == "trials":
+            return op._patched(plural, namespace, name, status)
+        written.append(status)
+        old = op.cfg.indexes["round_index"][ByName("ns", "r")][0]
+        new = {**old, "metadata": {**old["metadata"], "resourceVersion": str(int(old["metadata"]["resourceVersion"]) + 1)},
+               "status": {**(old.get("status") or {}), **status}}
+        op.cfg.indexes["round_index"][ByName("ns", "r")] = [new]  # so is the Round's status
+        return new
+
+    op.cfg.kube.create_custom.side_effect = create
+    op.cfg.kube.patch_custom_status.side_effect = patch_status
+    op.cfg.kube.custom.get_namespaced_custom_object.return_value = _body(study())  # the archive's read
+    handlers.run_pass(op.cfg, ROUND)
+    assert created == ["r-1"] and len(written) == 1  # a Round's first status is never kept waiting
+    ended = _body(trial(0, {"learning_rate": 0.01}, phase="Succeeded", objective=0.3))
+    trials[0] = {**ended, "metadata": {**ended["metadata"], "resourceVersion": "2"}}
+    op.cfg.queue.reset_mock()
+    handlers.run_pass(op.cfg, ROUND)
+    assert created == ["r-1", "r-2"]  # the successor is not kept waiting either
+    return op, written, created
+
+
+def test_a_round_pass_that_creates_a_successor_leaves_its_recount_to_the_next_pass():
+    """When a wave of trials ends together, each Round pass of the wave creates a successor;
+    a status written by each of them (a write costs the API server three creates' CPU) stood
+    between the successors that came after. The status waits for the next pass, queued behind
+    the wave's other steps, which writes it once with every ended trial counted."""
+    op, written, created = _round_pass_after_a_trial_ended(wait=5.0)
+    assert len(written) == 1  # the recount waits
+    op.cfg.queue.add_threadsafe.assert_called_with(ROUND, after=0.0)  # the pass that writes it, behind the successors
+    handlers.run_pass(op.cfg, ROUND)  # that pass: nothing to create, the status is written
+    assert created == ["r-1", "r-2"] and len(written) == 2
+    assert written[1]["counts"]["succeeded"] == 1 and written[1]["trialsCreated"] == 3
+
+
+def test_a_recount_waits_for_status_every_seconds_after_the_rounds_last_write():
+    """The trials of a wave start running one event at a time, and each event's Round pass
+    recounts: the Round writes the recount once, status_every_seconds after its last write."""
+    op, written, _ = _round_pass_after_a_trial_ended(wait=5.0, every=2.0)
+    handlers.run_pass(op.cfg, ROUND)  # its last write (the first status) was just now
+    assert len(written) == 1
+    (key,), kwargs = op.cfg.queue.add_threadsafe.call_args
+    assert key == ROUND and 1.0 < kwargs["after"] <= 2.0  # the pass that will write it
+    op.cfg.status_every_seconds = 0.0  # as if those seconds had passed
+    handlers.run_pass(op.cfg, ROUND)
+    assert len(written) == 2 and written[1]["counts"]["succeeded"] == 1
+
+
+def test_a_recount_waits_no_longer_than_status_wait_seconds():
+    _, written, _ = _round_pass_after_a_trial_ended(wait=0.0)
+    assert len(written) == 2 and written[1]["counts"]["succeeded"] == 1
+
+
+def test_only_a_recount_waits_not_a_new_phase_or_condition():
+    from kubetune.api.round import RoundStatus
+    from kubetune.core.round_plan import only_recounts
+    written = {"phase": "Running", "observedGeneration": 1, "progress": "1/6",
+               "conditions": [{"type": "Ready", "status": "False", "reason": "Running", "message": "1/6 finished",
+                               "lastTransitionTime": "2026-12-03T12:00:00Z"}]}
+    recount = RoundStatus.model_validate({**written, "progress": "2/6", "conditions": [
+        {**written["conditions"][0], "message": "2/6 finished", "lastTransitionTime": "2026-12-03T12:00:05Z"}]})
+    assert only_recounts(written, recount)
+    assert not only_recounts(None, recount)  # nothing written yet
+    assert not only_recounts(written, recount.model_copy(update={"phase": "Succeeded"}))
+    assert not only_recounts(written, recount.model_copy(update={"observed_generation": 2}))  # the spec changed
+    assert not only_recounts(written, RoundStatus.model_validate({**written, "conditions": [
+        {**written["conditions"][0], "status": "True", "reason": "Done"}]}))

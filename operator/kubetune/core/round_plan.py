@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zlib
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..api import FINISHED, Round, Study, Trial, TrialSpec
 from ..api.common import ObjectMeta, ObjectRef, get_condition, rfc3339, set_condition
@@ -214,6 +215,22 @@ def plan_round(
     status.conditions = _kstatus(status, rnd.metadata.generation, now)
     plan.status = status
     return plan
+
+
+def only_recounts(written: Mapping[str, Any] | None, status: RoundStatus) -> bool:
+    """Does `status` differ from the Round's `written` status only in what every pass
+    recounts (trial counts, progress, the best trial, the conditions' messages), not in
+    its phase, the generation it describes or any condition's state? Such a status can
+    wait for the Round's next pass (the operator's passes that create trials leave it to
+    that pass); a new phase or condition never waits."""
+    if not written:
+        return False
+    def states(conditions: Any) -> set[tuple[Any, Any, Any]]:
+        return {(c.get("type"), c.get("status"), c.get("reason")) for c in conditions or () if isinstance(c, Mapping)}
+    return (written.get("phase") == status.phase
+            and written.get("observedGeneration") == status.observed_generation
+            and states(written.get("conditions"))
+            == {(c.type, c.status, c.reason) for c in status.conditions})
 
 
 def _kstatus(status: RoundStatus, generation: int | None, now: dt.datetime) -> list:
