@@ -217,11 +217,32 @@ def test_a_round_pass_whose_wait_lapsed_counts_the_trials_it_created_that_the_wa
     assert sorted(b["metadata"]["name"] for b in created) == first  # nothing created twice
 
 
-def _round_pass_after_a_trial_ended(wait: float, every: float = 0.0) -> tuple[Operator, list[dict], list[str]]:
-    """A Round of parallelism 2: its first pass creates r-1; then r-0 ends and the next pass
-    creates r-2. Returns the operator, the Round statuses written and the Trials created."""
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _merged(old: dict, patch: dict) -> dict:
+    """A JSON merge patch (RFC 7386) applied, as the API server does."""
+    out = dict(old)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merged(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _round_with_a_successor(clock: Clock) -> tuple[Operator, list[dict], list[str]]:
+    """A Round of parallelism 2: its first pass creates r-1 and writes its first status; 10 s
+    later r-0 has ended and the next pass creates r-2. Returns the operator, the Round
+    statuses written and the Trials created."""
     op = Operator()
-    op.cfg.status_wait_seconds, op.cfg.status_every_seconds = wait, every
     written: list[dict] = []
     created: list[str] = []
     trials = op.cfg.indexes["trial_index"][("ns", "r")]
@@ -238,7 +259,7 @@ def _round_pass_after_a_trial_ended(wait: float, every: float = 0.0) -> tuple[Op
         written.append(status)
         old = op.cfg.indexes["round_index"][ByName("ns", "r")][0]
         new = {**old, "metadata": {**old["metadata"], "resourceVersion": str(int(old["metadata"]["resourceVersion"]) + 1)},
-               "status": {**(old.get("status") or {}), **status}}
+               "status": _merged(old.get("status") or {}, status)}
         op.cfg.indexes["round_index"][ByName("ns", "r")] = [new]  # so is the Round's status
         return new
 
@@ -247,43 +268,77 @@ def _round_pass_after_a_trial_ended(wait: float, every: float = 0.0) -> tuple[Op
     op.cfg.kube.custom.get_namespaced_custom_object.return_value = _body(study())  # the archive's read
     handlers.run_pass(op.cfg, ROUND)
     assert created == ["r-1"] and len(written) == 1  # a Round's first status is never kept waiting
+    clock.now += 10
     ended = _body(trial(0, {"learning_rate": 0.01}, phase="Succeeded", objective=0.3))
     trials[0] = {**ended, "metadata": {**ended["metadata"], "resourceVersion": "2"}}
     op.cfg.queue.reset_mock()
     handlers.run_pass(op.cfg, ROUND)
-    assert created == ["r-1", "r-2"]  # the successor is not kept waiting either
+    assert created == ["r-1", "r-2"]  # the successor is not kept waiting
     return op, written, created
 
 
-def test_a_round_pass_that_creates_a_successor_leaves_its_recount_to_the_next_pass():
+def _started(op: Operator, name: str) -> None:
+    trials = op.cfg.indexes["trial_index"][("ns", "r")]
+    i = next(i for i, t in enumerate(trials) if t["metadata"]["name"] == name)
+    t = trials[i]
+    trials[i] = {**t, "metadata": {**t["metadata"], "resourceVersion": str(int(t["metadata"]["resourceVersion"]) + 1)},
+                 "status": {"phase": "Running", "attempts": 1, "podName": f"{name}-a1"}}
+
+
+def test_a_round_pass_that_creates_a_successor_leaves_its_recount_to_a_pass_status_seconds_later():
     """When a wave of trials ends together, each Round pass of the wave creates a successor;
     a status written by each of them (a write costs the API server three creates' CPU) stood
-    between the successors that came after. The status waits for the next pass, queued behind
-    the wave's other steps, which writes it once with every ended trial counted."""
-    op, written, created = _round_pass_after_a_trial_ended(wait=5.0)
-    assert len(written) == 1  # the recount waits
-    op.cfg.queue.add_threadsafe.assert_called_with(ROUND, after=0.0)  # the pass that writes it, behind the successors
-    handlers.run_pass(op.cfg, ROUND)  # that pass: nothing to create, the status is written
-    assert created == ["r-1", "r-2"] and len(written) == 2
-    assert written[1]["counts"]["succeeded"] == 1 and written[1]["trialsCreated"] == 3
+    between the successors that came after. The recount waits for a pass status_seconds
+    later, which writes it once, with every trial that ended or started meanwhile counted."""
+    clock = Clock()
+    with mock.patch.object(handlers.time, "monotonic", clock):
+        op, written, created = _round_with_a_successor(clock)
+        assert len(written) == 1  # the recount waits
+        op.cfg.queue.add_threadsafe.assert_called_with(ROUND, after=2.0)  # for the pass that writes it
+        clock.now += 0.5
+        _started(op, "r-1")  # a trial starts: its Round's pass recounts, and waits for the same write
+        handlers.run_pass(op.cfg, ROUND)
+        assert len(written) == 1
+        op.cfg.queue.add_threadsafe.assert_called_with(ROUND, after=1.5)
+        clock.now += 1.5
+        handlers.run_pass(op.cfg, ROUND)  # the pass that was due
+        assert created == ["r-1", "r-2"] and len(written) == 2
+        status = op.cfg.indexes["round_index"][ByName("ns", "r")][0]["status"]
+        assert status["counts"]["succeeded"] == 1 and status["counts"]["running"] == 1  # the end and the start
+        assert status["trialsCreated"] == 3
+        op.cfg.queue.reset_mock()
+        handlers.run_pass(op.cfg, ROUND)  # nothing new: nothing written, nothing queued
+        assert len(written) == 2 and not op.cfg.queue.add_threadsafe.called
 
 
-def test_a_recount_waits_for_status_every_seconds_after_the_rounds_last_write():
-    """The trials of a wave start running one event at a time, and each event's Round pass
-    recounts: the Round writes the recount once, status_every_seconds after its last write."""
-    op, written, _ = _round_pass_after_a_trial_ended(wait=5.0, every=2.0)
-    handlers.run_pass(op.cfg, ROUND)  # its last write (the first status) was just now
-    assert len(written) == 1
-    (key,), kwargs = op.cfg.queue.add_threadsafe.call_args
-    assert key == ROUND and 1.0 < kwargs["after"] <= 2.0  # the pass that will write it
-    op.cfg.status_every_seconds = 0.0  # as if those seconds had passed
-    handlers.run_pass(op.cfg, ROUND)
-    assert len(written) == 2 and written[1]["counts"]["succeeded"] == 1
+def test_a_recount_is_written_at_most_every_status_seconds():
+    clock = Clock()
+    with mock.patch.object(handlers.time, "monotonic", clock):
+        op, written, _ = _round_with_a_successor(clock)
+        clock.now += 2.0
+        handlers.run_pass(op.cfg, ROUND)
+        assert len(written) == 2  # the recount the successor's pass left
+        clock.now += 0.5
+        _started(op, "r-2")
+        handlers.run_pass(op.cfg, ROUND)
+        assert len(written) == 2  # 0.5 s after the last write: it waits for 1.5 s more
+        op.cfg.queue.add_threadsafe.assert_called_with(ROUND, after=1.5)
+        clock.now += 1.5
+        handlers.run_pass(op.cfg, ROUND)
+        assert len(written) == 3 and written[2]["counts"]["running"] == 1
 
 
-def test_a_recount_waits_no_longer_than_status_wait_seconds():
-    _, written, _ = _round_pass_after_a_trial_ended(wait=0.0)
-    assert len(written) == 2 and written[1]["counts"]["succeeded"] == 1
+def test_only_a_recount_waits():
+    clock = Clock()
+    cfg = OperatorConfig(kube=mock.Mock())  # type: ignore[arg-type]
+    with mock.patch.object(handlers.time, "monotonic", clock):
+        assert cfg.status_wait(ROUND, created=False, changed=True, recount=True) is None  # never written: now
+        clock.now += 0.5
+        assert cfg.status_wait(ROUND, created=False, changed=True, recount=False) is None  # a new phase: now
+        assert cfg.status_wait(ROUND, created=True, changed=True, recount=True) == 2.0
+        clock.now += 2.0
+        assert cfg.status_wait(ROUND, created=True, changed=True, recount=True) is None  # never longer than that
+        assert cfg.status_wait(ROUND, created=False, changed=False, recount=False) is None  # nothing to write
 
 
 def test_only_a_recount_waits_not_a_new_phase_or_condition():

@@ -32,7 +32,6 @@ from kubernetes.client.rest import ApiException
 from ..analysis.cache import AnalysisCache
 from ..api import FINISHED, GROUP, VERSION, Round, Study, Trial
 from ..api.common import Condition, get_condition, rfc3339, set_condition
-from ..api.round import RoundStatus
 from ..api.validation import model_problems, problems
 from ..core import kstatus
 from ..core.curves import merge
@@ -100,18 +99,15 @@ class OperatorConfig:
     _parsed: Memo[tuple[Study, Round]] = field(default_factory=Memo)
     """Per Round, its Study and itself parsed, while neither changes (resourceVersions): every
     Trial pass reads both, and parsing them was 7% of the operator's CPU at 40 x 30."""
-    status_wait_seconds: float = 5.0
+    status_seconds: float = 2.0
     """A Round's status that only recounts (counts, progress, the best trial: only_recounts)
-    is not written by a pass that created trials: the Round's next pass, queued behind the
-    other steps of the burst and run once the new Trials have arrived, writes it with every
-    trial that ended meanwhile counted. When a wave of trials ends together, each Round then
-    writes once for the wave, not once per successor, and no write stands between two
-    successors (a Round's status write took 14 ms of the API server's CPU here, three
-    creates' worth). Such a status never waits longer than this."""
-    status_every_seconds: float = 2.0
-    """...and a recount waits for this long after the Round's last status write (the trials
-    of a wave that start running, one event each, make one write, not one each)."""
-    _withheld: dict[tuple[str, str, str], float] = field(default_factory=dict)  # Round -> waiting since
+    is written at most this often, and never by a pass that created trials: that pass leaves
+    it to one this many seconds later, which writes it with every trial that ended or started
+    meanwhile counted. When a wave of trials ends together, each Round then writes once for
+    the wave, not once per successor, and no write stands between two successors (a Round's
+    status write took 14 ms of the API server's CPU here, three creates' worth). A new phase
+    or condition is written at once; a recount never waits longer than this."""
+    _held: dict[tuple[str, str, str], float] = field(default_factory=dict)  # Round -> when its recount is written
     _status_written: dict[tuple[str, str, str], float] = field(default_factory=dict)  # Round -> last written
     _expected: dict[tuple[str, str, str], tuple[float, str, Any, frozenset[str]]] = field(default_factory=dict)
     _put_off: set[tuple[str, str, str]] = field(default_factory=set)  # passes waiting for _expected
@@ -126,20 +122,24 @@ class OperatorConfig:
         self.curves = (RoundCurves(self.prometheus, self.poll_seconds, interval=self.poll_interval)
                        if self.prometheus is not None else None)
 
-    def withhold(self, key: tuple[str, str, str], created: bool, written: Mapping[str, Any] | None,
-                 status: RoundStatus) -> float | None:
-        """None when this Round pass writes `status` now; else the seconds after which its next
-        pass is to (0: as soon as the Trials it created have arrived)."""
+    def status_wait(self, key: tuple[str, str, str], created: bool, changed: bool, recount: bool) -> float | None:
+        """None when this Round pass writes its status now; else the seconds after which the
+        Round's pass that writes it is due (status_seconds). `changed`: the status differs from
+        the one written; `recount`: only in what every pass recounts."""
         now = time.monotonic()
-        if only_recounts(written, status):
-            if created:
-                if now - self._withheld.setdefault(key, now) < self.status_wait_seconds:
-                    return 0.0
-            else:
-                since = now - self._status_written.get(key, -1e18)
-                if since < self.status_every_seconds:
-                    return self.status_every_seconds - since
-        self._withheld.pop(key, None)
+        if not changed:
+            self._held.pop(key, None)
+            return None
+        if recount:
+            until = self._held.get(key)
+            if until is None:
+                until = self._status_written.get(key, -1e18) + self.status_seconds
+                if created:
+                    until = max(until, now + self.status_seconds)
+            if until > now:
+                self._held[key] = until
+                return until - now
+        self._held.pop(key, None)
         self._status_written[key] = now
         return None
 
@@ -299,7 +299,7 @@ class OperatorConfig:
         self._expected.pop(key, None)
         self._put_off.discard(key)
         self._not_before.pop(key, None)
-        self._withheld.pop(key, None)
+        self._held.pop(key, None)
         self._status_written.pop(key, None)
         self._locks.pop(key, None)
         self._phases.pop(key, None)
@@ -761,10 +761,11 @@ def reconcile_round(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
                 # for the pod's first event): a pod is named by its trial and attempt
                 _stop_run(cfg, namespace, wl, t.status.pod_name or pod_name(t.metadata.name, max(t.status.attempts, 1)))
     status = plan.status
-    this = ("Round", namespace, name)
-    wait = cfg.withhold(this, made > 0, raw.get("status"), status)
+    this, written = ("Round", namespace, name), raw.get("status") or {}
+    changed = bool(merge_patch(written, _status_dict(status)))
+    wait = cfg.status_wait(this, made > 0, changed, changed and only_recounts(written, status))
     if wait is not None:
-        cfg.queue.add_threadsafe(this, after=wait)  # after creating: that pass waits for the new Trials
+        cfg.queue.add_threadsafe(this, after=wait)  # the pass that writes it
         return
     if cfg.analysis_due(namespace, name, status.analysis is None or status.phase in FINISHED_ROUND):
         started = time.monotonic()
