@@ -220,9 +220,9 @@ def plan_round(
 def only_recounts(written: Mapping[str, Any] | None, status: RoundStatus) -> bool:
     """Does `status` differ from the Round's `written` status only in what every pass
     recounts (trial counts, progress, the best trial, the conditions' messages), not in
-    its phase, the generation it describes or any condition's state? Such a status can
-    wait for the Round's next pass (the operator's passes that create trials leave it to
-    that pass); a new phase or condition never waits."""
+    its phase, the generation it describes or any condition's state? The operator writes
+    such a status at most every few seconds (OperatorConfig.status_seconds); a new phase
+    or condition never waits."""
     if not written:
         return False
     def states(conditions: Any) -> set[tuple[Any, Any, Any]]:
