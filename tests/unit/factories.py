@@ -7,6 +7,16 @@ from kubetune.api import Round, Study, Trial
 from kubetune.api.trial import CurvePoint
 
 
+class Clock:
+    """A monotonic clock a test moves by hand (patched over `time.monotonic`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def study(**spec: Any) -> Study:
     body = {
         "apiVersion": "kubetune.io/v1alpha1", "kind": "Study", "metadata": {"name": "s", "namespace": "ns", "uid": "u-s"},

@@ -12,17 +12,9 @@ import kopf
 from kubetune.controller import handlers
 from kubetune.controller.handlers import OperatorConfig, reconcile_round
 
-from .factories import round_, study, trial
+from .factories import Clock, round_, study, trial
 
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _body(model) -> dict:

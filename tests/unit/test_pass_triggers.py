@@ -21,7 +21,7 @@ from kubetune.controller import handlers
 from kubetune.controller.handlers import OperatorConfig
 from kubetune.controller.index_keys import ByName
 
-from .factories import round_, study, trial
+from .factories import Clock, round_, study, trial
 
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.timezone.utc)
 KEY = ("Trial", "ns", "r-0")
@@ -215,14 +215,6 @@ def test_a_round_pass_whose_wait_lapsed_counts_the_trials_it_created_that_the_wa
 
     handlers.run_pass(op.cfg, ROUND)
     assert sorted(b["metadata"]["name"] for b in created) == first  # nothing created twice
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _merged(old: dict, patch: dict) -> dict:
