@@ -5,7 +5,7 @@ import pytest
 from kubetune.core.round_plan import plan_round
 from kubetune.core.settings import resolve
 
-from .factories import round_, study, trial
+from .factories import finished, round_, study, trial
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -180,3 +180,31 @@ def test_trials_waiting_for_kueue_count_against_parallelism_and_are_counted_as_q
     assert (plan.status.counts.pending, plan.status.counts.queued) == (2, 2)
     ready = next(c for c in plan.status.conditions if c.type == "Ready")
     assert "2 pending (2 queued in Kueue)" in ready.message
+
+
+def test_a_round_lets_go_of_its_sampler_once_it_will_suggest_nothing_more():
+    """A long-running operator holds every Round that exists; a Round's kept sampler holds
+    each trial's parameters and value. Once the search budget is created it is let go, and
+    a Round whose maxTrials is raised later goes on with the trials a restarted operator
+    would give it."""
+    from kubetune.core.round_plan import forget_round, remembers_round
+
+    tpe = {"name": "tpe", "seed": 1, "startupTrials": 2}
+    rnd = round_("keep", algorithm=tpe, budget={"maxTrials": 6, "parallelism": 2, "maxFailedTrials": 2})
+    forget_round("ns", "keep")
+    trials: list = []
+    held = []
+    while len(trials) < 6:
+        plan = plan_round(study(), rnd, trials, NOW)
+        trials = [finished(t, "Succeeded", t.spec.parameters["learning_rate"]) for t in trials + plan.create]
+        held.append(remembers_round("ns", "keep"))
+    assert held == [True, True, False]  # the pass that created the last search trials let it go
+    done = plan_round(study(), rnd, trials, NOW)
+    assert done.status.phase == "Succeeded" and not remembers_round("ns", "keep")
+
+    more = round_("keep", algorithm=tpe, budget={"maxTrials": 10, "parallelism": 2, "maxFailedTrials": 2})
+    went_on = plan_round(study(), more, trials, NOW).create
+    assert [t.spec.number for t in went_on] == [6, 7] and remembers_round("ns", "keep")
+    forget_round("ns", "keep")  # as after a restart
+    assert [t.spec.parameters for t in plan_round(study(), more, trials, NOW).create] == \
+        [t.spec.parameters for t in went_on]

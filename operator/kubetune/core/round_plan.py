@@ -31,7 +31,10 @@ ANNOTATION_MAX_STEPS = "kubetune.io/max-steps"
 
 _CACHE: Memo[Suggester] = Memo()
 """One Suggester per Round, rebuilt whenever the Round's settings change (and after a
-restart, when it is empty). The trials themselves are always read afresh."""
+restart, when it is empty), and let go once the Round will suggest nothing more (its
+search budget is created, or it ended): its kept studies hold every trial's parameters and
+value (2.5 KB a trial), and a long-running operator holds thousands of finished Rounds.
+The trials themselves are always read afresh."""
 
 
 @dataclass
@@ -101,7 +104,7 @@ def round_key(namespace: str | None, name: str) -> str:
 
 
 def forget_round(namespace: str | None, name: str) -> None:
-    """Release what was kept for a deleted Round (its Suggester)."""
+    """Release what was kept for a Round (its Suggester): deleted, or done suggesting."""
     _CACHE.forget(round_key(namespace, name))
 
 
@@ -184,6 +187,10 @@ def plan_round(
                 )
 
     terminal = _terminal(status)
+    if terminal or len(search) >= s.max_trials:
+        # nothing more to suggest: raising maxTrials changes the spec, and a changed spec
+        # builds a new Suggester anyway
+        forget_round(rnd.metadata.namespace, rnd.metadata.name)
     if terminal:
         why = "the Round has ended" + (
             ": " + get_condition(status.conditions, "Failed").message  # type: ignore[union-attr]
