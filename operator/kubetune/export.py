@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .api import Round, Study, Trial
+from .api.trial import round_name
 from .core.archive import decode
 
 FORMATS = ("yaml", "csv")
@@ -96,7 +97,7 @@ def load_cluster(name: str, namespace: str, study: str | None = None) -> tuple[R
     if live is not None:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials", _request_timeout=60)["items"]
         for t in items:
-            if (t.get("spec") or {}).get("roundRef", {}).get("name") == name:
+            if round_name(t) == name:
                 trial = Trial.model_validate(t)
                 trials[trial.metadata.name] = trial
     where = ("the cluster" if live is not None else f"Study {entries[0][0]}'s archive") + (

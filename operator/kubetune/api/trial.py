@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from array import array
 from functools import partial
-from typing import Annotated, Any, ClassVar, Iterable, Iterator, Literal, NamedTuple, Sequence, overload
+from typing import Annotated, Any, ClassVar, Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence, overload
 
 from pydantic import Field, PlainSerializer, WrapValidator, field_validator
 
@@ -245,3 +245,11 @@ class Trial(Model):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: TrialSpec = Field(description="The configuration to train.")
     status: TrialStatus = Field(default_factory=TrialStatus, description="Written by the operator.")
+
+
+def round_name(body: Mapping[str, Any]) -> str | None:
+    """The Round a Trial names, read from its body as the API server gives it (unparsed:
+    the operator's watch, the report's and the export's lists, the dashboard)."""
+    spec = body.get("spec")
+    ref = spec.get("roundRef") if isinstance(spec, Mapping) else None
+    return ref.get("name") if isinstance(ref, Mapping) else None

@@ -420,7 +420,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         entry = _plain(body)
         if status.get("phase") in FINISHED:
             entry = cfg.trials.settle(entry)
-        round_name = trial_models.round_name(spec)
+        round_name = trial_models.round_name(body)
         return {(namespace, round_name): entry, ByName(namespace, name): round_name}
 
     @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_index", registry=registry)
@@ -470,7 +470,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
                           status: kopf.Status, **kwargs: Any) -> None:
         cfg.indexes = cfg.indexes or _indexes(kwargs)
         key = ("Trial", namespace, name)
-        round_name = trial_models.round_name(spec)
+        round_name = trial_models.round_name(body)
         if round_name and cfg.arrived(("Round", namespace, round_name)):
             # the last Trial its Round's pass created is in the index (kopf indexes before the
             # handlers run): the pass put off for it runs now, first in line, not after its wait
@@ -568,7 +568,7 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
             # that ended first, as the first step of its successor.
             with cfg.knowing(key, phase):
                 _apply(cfg, key, raw, patch)
-            cfg.queue.add_threadsafe(("Round", namespace, trial_models.round_name(raw.get("spec") or {})),
+            cfg.queue.add_threadsafe(("Round", namespace, trial_models.round_name(raw)),
                                      next_step=phase in FINISHED)
     except ApiException:
         m.RECONCILE_ERRORS.labels(kind).inc()
@@ -580,7 +580,7 @@ def _pass(cfg: OperatorConfig, key: tuple[str, str, str], raw: dict[str, Any]) -
 def _created_not_indexed(cfg: OperatorConfig, namespace: str, round_name: str,
                          indexed: list[Any]) -> list[dict[str, Any]]:
     unseen = cfg.writes.unseen_where(
-        "Trial", namespace, lambda b: trial_models.round_name(b.get("spec") or {}) == round_name)
+        "Trial", namespace, lambda b: trial_models.round_name(b) == round_name)
     if not unseen:
         return []
     names = {trial_models.name(t) for t in indexed}

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping
 import pydantic
 
 from ..api import Trial
+from ..api.trial import round_name  # noqa: F401  (the index's and the handlers' accessor)
 from ..api.validation import model_problems
 from ..memo import Memo
 
@@ -56,11 +57,6 @@ def phase(entry: Entry) -> str | None:
 def version(entry: Entry) -> str | None:
     meta = (entry.metadata.model_extra or {}) if isinstance(entry, Trial) else (entry.get("metadata") or {})
     return meta.get("resourceVersion")
-
-
-def round_name(spec: Mapping[str, Any]) -> str | None:
-    """The Round a Trial's spec (as the watch brings it) names."""
-    return (spec.get("roundRef") or {}).get("name")
 
 
 def body(entry: Entry) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..api import Round, Study, Trial
+from ..api.trial import round_name
 from ..local.store import RunStateError, read, read_trials
 
 
@@ -124,7 +125,7 @@ class ClusterSource:
         return sorted(out, key=lambda r: (r.study, r.name))
 
     def _trials(self, name: str) -> list[dict]:
-        return [t for t in self._items("trials") if (t.get("spec") or {}).get("roundRef", {}).get("name") == name]
+        return [t for t in self._items("trials") if round_name(t) == name]
 
     def load(self, name: str) -> tuple[Study, Round, list[Trial]]:
         rnd = Round.model_validate(self._raw_round(name))

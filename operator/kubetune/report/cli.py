@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..api import Round, Study, Trial
+from ..api.trial import round_name
 from ..local.store import RunStateError, read, read_trials
 from .html import render_report
 
@@ -33,7 +34,7 @@ def load_cluster(name: str, namespace: str) -> tuple[Study, Round, list[Trial]]:
     study = Study.model_validate(custom.get_namespaced_custom_object(
         GROUP, VERSION, namespace, "studies", rnd.spec.study_ref.name, _request_timeout=30))
     items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials", _request_timeout=60)["items"]
-    trials = [Trial.model_validate(t) for t in items if (t.get("spec") or {}).get("roundRef", {}).get("name") == name]
+    trials = [Trial.model_validate(t) for t in items if round_name(t) == name]
     return study, rnd, trials
 
 
