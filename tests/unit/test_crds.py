@@ -125,3 +125,23 @@ def test_cel_rules_read_only_fields_a_real_api_server_types():
             for rule in node.get("x-kubernetes-validations", []):
                 used = set(re.findall(r"self\.(\w+)", rule["rule"]))
                 assert not used & hidden, f"{kind} {path}: rule {rule['rule']!r} reads {used & hidden}, untyped"
+
+
+def test_what_the_api_server_writes_in_metadata_does_not_check_a_round_again():
+    """The operator asks on every pass whether a Round is valid; kopf's finalizer and the
+    Study's owner reference change its metadata, not its spec, and must not cost another
+    check (CEL rules evaluated in Python). The spec, the name and the labels still count."""
+    from kubetune.api.validation import _checked
+
+    rnd = yaml.safe_load((ROOT / "examples" / "quickstart" / "round.yaml").read_text())
+    rnd["metadata"].update(namespace="ns", uid="u-1", generation=1, resourceVersion="7")
+    assert problems(rnd) == []
+    misses = _checked.cache_info().misses
+    patched = {**rnd, "metadata": {**rnd["metadata"], "resourceVersion": "8", "generation": 2,
+                                   "finalizers": ["kopf.zalando.org/KopfFinalizerMarker"],
+                                   "ownerReferences": [{"apiVersion": "kubetune.io/v1alpha1", "kind": "Study",
+                                                        "name": "s", "uid": "u-s"}]},
+               "status": {"phase": "Running"}}
+    assert problems(patched) == [] and _checked.cache_info().misses == misses
+    broken = {**patched, "spec": {**patched["spec"], "budget": {**patched["spec"]["budget"], "parallelism": 0}}}
+    assert problems(broken) and _checked.cache_info().misses == misses + 1

@@ -181,9 +181,17 @@ def problems(manifest: Any) -> list[Problem]:
         return [Problem("metadata.name", "every object needs a name")]
     # the spec is the user's; a status is the operator's and never makes an object invalid
     manifest = {k: v for k, v in manifest.items() if k != "status"}
-    meta = {k: v for k, v in manifest["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    # and what the API server writes in metadata (a finalizer, an owner, the generation) is
+    # its own: left out, so a Round whose metadata the operator or kopf just patched is not
+    # checked again (CEL rules in Python, ~8 ms a Round: 3% of the operator's CPU in a first wave)
+    meta = {k: v for k, v in manifest["metadata"].items() if k not in _SERVER_SET}
     key = json.dumps({**manifest, "metadata": meta}, sort_keys=True, default=str)
     return list(_checked(key))
+
+
+_SERVER_SET = frozenset({"resourceVersion", "managedFields", "uid", "generation", "creationTimestamp", "finalizers",
+                         "ownerReferences", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"})
+"""Metadata the API server (or a controller) sets: no check reads it."""
 
 
 @functools.lru_cache(maxsize=2048)
