@@ -20,6 +20,7 @@ once, and measures:
                                                          # then 120x30 with 5-minute pods (300 s +-50%)
     python bench/operator_scale.py --levels 10x10 --trials-per-round 30 --trial-seconds 8
     python bench/operator_scale.py --workers 1           # passes one at a time (blocking calls)
+    python bench/operator_scale.py --levels 120x30x45@300:0.5 --first-wave-only   # 3,600 pods requested: how fast
     python bench/operator_scale.py --ideal --qps 0 --workers 64   # the floor: bench/ideal_operator.py, which makes
                                                          # only the three calls a successor needs, unthrottled
 
@@ -445,7 +446,7 @@ def run_level(a: argparse.Namespace, level: str, workdir: Path) -> dict[str, Any
                 wave_s = max(sorted(kubelet.added.values())[:first_wave]) - applied
             if prom_from is None and len(kubelet.added) >= first_wave:
                 prom_from, prom_q0 = time.monotonic(), prom.queries
-            if len(kubelet.ended) >= total:
+            if len(kubelet.ended) >= total or (a.first_wave_only and wave_s is not None):
                 break
             time.sleep(0.2)
         elapsed = time.monotonic() - applied
@@ -524,6 +525,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0,
                     help="seconds per level at most (at least the first wave's pods' longest run + 50 s)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kubetune-operator-scale"))
+    ap.add_argument("--first-wave-only", action="store_true",
+                    help="end each level once its first wave's pods exist (no successors measured): the first wave's "
+                         "time, CPU and requests alone, in a minute or two")
     ap.add_argument("--profile", action="store_true",
                     help="sample the operator with py-spy (`pip install py-spy`; collapsed stacks in WORKDIR/LEVEL/profile.txt; "
                          "only the thread holding the GIL, so the samples are where its CPU goes, not where it waits)")
