@@ -9,6 +9,7 @@ import kopf
 
 from kubetune.api.trial import CurvePoint
 from kubetune.controller.handlers import OperatorConfig, reconcile_trial
+from kubetune.controller.index_keys import ByName
 from kubetune.metrics.prometheus import Observed
 
 from .factories import round_, study, trial
@@ -50,7 +51,7 @@ def test_a_poll_that_reads_no_new_point_writes_nothing_and_a_new_point_is_writte
     raw["metadata"]["resourceVersion"] = "1"
     pod = {"metadata": {"name": "r-0-1", "namespace": "ns", "labels": {}},
            "status": {"phase": "Running", "startTime": "2026-12-02T11:50:00Z"}}
-    indexes = {"study_index": {("ns", "s"): [_body(s)]}, "round_index": {("ns", "s"): [_body(r)]},
+    indexes = {"study_index": {("ns", "s"): [_body(s)]}, "round_index": {("ns", "s"): [_body(r)], ByName("ns", "r"): [_body(r)]},
                "trial_index": {("ns", "r"): [raw]}, "pod_index": {("ns", "r-0"): [pod]}}
 
     first = _poll(cfg, raw, indexes, NOW)

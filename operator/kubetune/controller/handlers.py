@@ -367,6 +367,10 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
+def _study_of(round_raw: Mapping[str, Any]) -> str | None:
+    return ((round_raw.get("spec") or {}).get("studyRef") or {}).get("name")
+
+
 def _write_status(patch: kopf.Patch, old: Mapping[str, Any] | None, new: Any) -> None:
     diff = merge_patch(old or {}, _status_dict(new))
     if diff:
@@ -409,7 +413,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     async def round_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict:
         """Each Round under its Study, and by its name for the passes the work queue runs."""
         entry = _plain(body)
-        return {(namespace, (spec.get("studyRef") or {}).get("name")): entry, ByName(namespace, name): entry}
+        return {(namespace, _study_of(body)): entry, ByName(namespace, name): entry}
 
     @kopf.index(GROUP, VERSION, "trials", id="trial_index", registry=registry)
     async def trial_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status,
@@ -786,8 +790,9 @@ def reconcile_trial(cfg: OperatorConfig, raw: dict, namespace: str, name: str, p
         _set_ready_false(patch, raw, "InvalidSpec", "; ".join(map(str, model_problems(e))), now)
         return
     study_raw = _one(study_index, (namespace, trial.spec.study_ref.name))
-    round_raw = next((r for r in _entries(round_index, (namespace, trial.spec.study_ref.name))
-                      if r["metadata"]["name"] == trial.spec.round_ref.name), None)
+    round_raw = _one(round_index, ByName(namespace, trial.spec.round_ref.name))  # not a scan of the Study's Rounds
+    if round_raw is not None and _study_of(round_raw) != trial.spec.study_ref.name:
+        round_raw = None  # a Round of that name under another Study is not this Trial's
     if study_raw is None or round_raw is None:
         if not any(r.get("kind") == "Round" for r in raw["metadata"].get("ownerReferences") or []):
             # made by hand: say so (a Round's own Trials are being deleted with it)
