@@ -19,6 +19,7 @@ what one of those runs costs). Per step it prints:
 
     python bench/bounded.py
     python bench/bounded.py --trials 10000 --step 1000 --out bench/results/bounded.txt
+    python bench/bounded.py --rounds 20 --trials 500    # a long-running operator: Rounds that ended and stay
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import argparse
 import datetime as dt
 import gc
 import json
+import math
 import random
 import statistics
 import sys
@@ -99,12 +101,72 @@ def made(number: int, rng: random.Random) -> Trial:
     })
 
 
+def many_rounds(rounds: int, per_round: int, parallel: int) -> list[str]:
+    """Rounds run one after the other to their end, as a long-running operator sees them: each
+    Round's passes suggest its trials with TPE (its kept Suggester), each pass's trials finish
+    before the next pass, and the finished Rounds stay (nobody deletes them). Prints, after
+    each Round, the RSS, what it grew by, and how many Rounds the operator still keeps a
+    sampler for."""
+    from kubetune.core.round_plan import remembers_round
+
+    study, _ = objects(per_round)
+    models, rng = TrialModels(), random.Random(0)
+    held: list = []  # kopf's trial index: every Round's finished Trials, settled
+    lines = [f"{rounds} Rounds of {per_round} trials (TPE, {parallel} at a time) run to their end one after the "
+             "other; the finished Rounds stay",
+             f"{'rounds':>7}{'trials':>8}{'RSS MB':>8}{'MB this Round':>15}{'samplers kept':>15}{'pass s':>8}",
+             "-" * 61]
+    print("\n".join(lines), flush=True)
+    gc.collect()
+    start = last = rss_mb()
+    for r in range(rounds):
+        _, rnd = objects(per_round)
+        rnd.metadata.name, rnd.metadata.uid = f"r{r}", f"u-r{r}"
+        rnd.spec.budget.parallelism = parallel  # type: ignore[union-attr]
+        rnd.spec.reruns = None  # the search alone: re-runs take no sampler
+        mine: list = []
+        passes = []
+        while True:
+            t0 = time.perf_counter()
+            plan = plan_round(study, rnd, models.of(mine), NOW)
+            passes.append(time.perf_counter() - t0)
+            if not plan.create:
+                break
+            for t in plan.create:  # the pass's trials run and finish before the next pass
+                y = sum(math.log10(v) ** 2 if isinstance(v, float) else 0.0 for v in t.spec.parameters.values())
+                body = finished(t, rng).wire()
+                body["status"]["objective"] = y / 10 + rng.random() / 100
+                body["metadata"]["resourceVersion"] = str(len(held) + len(mine) + 1)
+                mine.append(models.settle(body))
+        held += mine
+        del plan, mine
+        gc.collect()
+        now = rss_mb()
+        kept = sum(remembers_round("ns", f"r{k}") for k in range(r + 1))
+        line = (f"{r + 1:>7}{len(held):>8}{now:>8.0f}{now - last:>15.1f}{kept:>15}"
+                f"{statistics.median(passes):>8.2f}")
+        last = now
+        lines.append(line)
+        print(line, flush=True)
+    lines.append(f"RSS at start {start:.0f} MB")
+    print(lines[-1])
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--step", type=int, default=1_000)
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="instead: this many Rounds of --trials trials each, run to their end one after the other")
+    ap.add_argument("--parallel", type=int, default=20, help="with --rounds: trials a pass suggests")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.rounds:
+        lines = many_rounds(args.rounds, args.trials, args.parallel)
+        if args.out:
+            args.out.write_text("\n".join(lines) + "\n")
+        return
     study, rnd = objects(args.trials)
     analyses, models = AnalysisCache(), TrialModels()
     rng = random.Random(0)
