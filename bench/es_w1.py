@@ -80,7 +80,15 @@ CANDIDATES = {"went-on-value": dict(es.CANDIDATES["gated"], yardstick="went-on-v
               "went-on-value-q75": dict(es.CANDIDATES["gated"], yardstick="went-on-value", running_quantile=0.75),
               # a setting, no mechanism change: the shipped gate, nothing lifts it (running_lift above 1); added
               # after the W=1 ablation below found the lift keeps most of what gated spends more than optuna on boosting
-              "no-lift": dict(es.CANDIDATES["gated"], yardstick="all", running_lift=2.0)}
+              "no-lift": dict(es.CANDIDATES["gated"], yardstick="all", running_lift=2.0),
+              # session 27: the value yardstick (optuna's reading of where a trial stands) with a lower lift. value
+              # at the 5% lift stopped linear's and friedman's late bloomers, whose calibrated chance at the stop
+              # was 3-8.5% with the lucky-draw floor: does a lift of 1-3% keep them and still stop what the
+              # MedianPruner stops at W=1?
+              "value-lift1": dict(es.CANDIDATES["gated"], yardstick="value", running_lift=0.01),
+              "value-lift2": dict(es.CANDIDATES["gated"], yardstick="value", running_lift=0.02),
+              "value-lift3": dict(es.CANDIDATES["gated"], yardstick="value", running_lift=0.03),
+              "value-calibrated-lift2": dict(es.CANDIDATES["gated"], yardstick="value-calibrated", running_lift=0.02)}
 # each half of the change alone, replayed at W=1 only (which half the saving comes from)
 ABLATIONS = {"went-on": dict(es.CANDIDATES["gated"], yardstick="went-on"),
              "value": dict(es.CANDIDATES["gated"], yardstick="value"),
@@ -331,6 +339,9 @@ def diagnose(a) -> None:
 
 
 def candidates(a) -> None:
+    global CANDIDATES
+    if a.candidates:  # only these (the tables need every replay of each named one, not of the others)
+        CANDIDATES = {c: CANDIDATES[c] for c in a.candidates}
     names = list(BASELINES) + [f"curvefit {c}" for c in CANDIDATES]
     done: dict[str, dict] = {}
     if a.cache.exists():
@@ -383,8 +394,17 @@ def candidates(a) -> None:
         for w in workers:
             print(f"{t:13} {w:>3} | " + " | ".join(f"{cell(results[(t, w, n)]):>19}" for n in names))
     abl = [f"curvefit {n}" for n in ABLATIONS]
+    if a.candidates:
+        abl = []  # the ablation table reads the first candidates'
     todo = [(t, 1, n, k) for t in tasks for n in abl for k in range(3) if key(t, 1, n, k) not in done]
     es.run_replays(job, todo, done, a.cache, a.processes, every=10)
+    if not a.candidates:
+        _ablations(tasks, results, done, abl)
+    _tail(a, tasks, workers, names, results, summary, median, cell)
+
+
+def _ablations(tasks, results, done, abl) -> None:
+    cell = lambda c: f"{c.compute:>6.1%} {c.regret:>6.2%} {c.hits}/3"  # noqa: E731
     print("\n== ablations at W=1: which half of the change saves, the pool alone (went-on: running averages of the "
           "trials that went on), the yardstick alone (value: best values of all that reached the step), both "
           "(went-on-value); and gated without its lucky-draw floor (no-lucky), without the 5% lift (no-lift)")
@@ -399,6 +419,9 @@ def candidates(a) -> None:
         print(f"  {n.removeprefix('curvefit '):20} W=1 mean compute {statistics.fmean(c.compute for c in cs):.1%}, best "
               f"stopped {sum(c.hits for c in cs)}/21, unsafe on: "
               + (", ".join(t for t, c in zip(tasks, cs) if not c.safe) or "-"))
+
+
+def _tail(a, tasks, workers, names, results, summary, median, cell) -> None:
     print("\n== in sample (each setting on all 7 tasks, nothing chosen)")
     for n in names:
         summary(n, lambda t, n=n: n)
@@ -447,6 +470,8 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/es_w1/cache.jsonl"))
     ap.add_argument("--import", dest="import_cache", type=Path, help="an early_stopping.py cache for the baselines")
+    ap.add_argument("--candidates", nargs="+", choices=list(CANDIDATES),
+                    help="replay and score only these candidates (with the baselines), no ablations")
     ap.add_argument("--diagnose", action="store_true")
     ap.add_argument("--timing", action="store_true")
     a = ap.parse_args()
