@@ -482,3 +482,25 @@ def test_what_the_rules_remember_of_curves_stays_bounded(monkeypatch):
         MedianRule(5, 3).decide(curve(1.0)[:6 + i % 20], peers, "minimize")
     assert base._ORIENTED.size <= 500
     assert sum(entry[1] for entry in base._ORIENTED._items.values()) == base._ORIENTED.size
+
+
+def test_curves_fitted_together_get_the_numbers_each_gets_alone():
+    """Calibration extrapolates a couple dozen look-alikes at once (one array operation for
+    all of them): every prediction, floor or none, steps shared or not, is the one the curve
+    gets fitted on its own, to the last bit, so stop decisions do not depend on the batch."""
+    from kubetune.stopping.extrapolation import predict_finals
+
+    rng = np.random.default_rng(5)
+    curves = []
+    for i in range(60):
+        n = [5, 8, 15, 30][i % 4]
+        steps = np.arange(1, n + 1) if i % 5 else np.sort(rng.choice(np.arange(1, 100), n, replace=False))
+        a, b, noise = rng.uniform(0.2, 3.0), rng.uniform(0.05, 1.5), [0.0, 0.01, 0.2][i % 3]
+        curves.append([(int(s), float(0.1 + a * s ** -b + noise * rng.normal())) for s in steps])
+    curves.append([(s, 0.5) for s in range(1, 9)])  # flat
+    curves.append([(1, 1.0), (2, 0.9)])  # too short: None
+    for floor in (None, 0.0):
+        together = predict_finals(curves, 50, floor)
+        alone = [predict_final(c, 50, floor) for c in curves]
+        assert together == alone
+        assert together[-1] is None and all(p is not None for p in together[:-1])

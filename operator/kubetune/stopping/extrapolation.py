@@ -82,29 +82,40 @@ def _bases(t: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
 
 
 def _fit_family(
-    g: np.ndarray, y: np.ndarray, w: np.ndarray, floor: float | None
+    g: np.ndarray, y: np.ndarray, w: np.ndarray, floor: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted least squares of y = c + a*g for every row of g (one row per b); a >= 0 and,
-    when the metric has a floor, c >= floor (an asymptote below it is impossible).
-    Returns (c, a, weighted SSE) per row."""
-    sw = w.sum()
-    gm = (g * w).sum(axis=1) / sw
-    ym = float((y * w).sum() / sw)
-    gc = g - gm[:, None]
-    var = (w * gc * gc).sum(axis=1)
-    cov = (w * gc * (y - ym)).sum(axis=1)
+    """Weighted least squares of y = c + a*g for every curve (row of y and w) and every row
+    of g (one per b); a >= 0 and, when the metric has a floor, c >= floor (an asymptote
+    below it is impossible). Returns (c, a, weighted SSE), one row per curve, one column
+    per b."""
+    wg = w[:, None, :]  # curves x b x points
+    sw = w.sum(axis=1)
+    gm = (g[None] * wg).sum(axis=2) / sw[:, None]
+    ym = (y * w).sum(axis=1) / sw
+    gc = g[None] - gm[:, :, None]
+    var = (wg * gc * gc).sum(axis=2)
+    cov = (wg * gc * (y - ym[:, None])[:, None, :]).sum(axis=2)
     a = np.where(var > 1e-15, cov / np.maximum(var, 1e-15), 0.0)
     a = np.maximum(a, 0.0)
-    c = ym - a * gm
+    c = ym[:, None] - a * gm
     if floor is not None:
-        low = c < floor  # pin the asymptote at the floor and refit the amplitude alone
+        low = c < floor[:, None]  # pin the asymptote at the floor and refit the amplitude alone
         if low.any():
-            gg = (w * g * g).sum(axis=1)
-            a_pinned = np.maximum(0.0, (w * g * (y - floor)).sum(axis=1) / np.maximum(gg, 1e-15))
-            c = np.where(low, floor, c)
+            gg = (wg * g[None] * g[None]).sum(axis=2)
+            a_pinned = np.maximum(0.0, (wg * g[None] * (y - floor[:, None])[:, None, :]).sum(axis=2)
+                                  / np.maximum(gg, 1e-15))
+            c = np.where(low, floor[:, None], c)
             a = np.where(low, a_pinned, a)
-    r = y[None, :] - (c[:, None] + a[:, None] * g)
-    return c, a, (w * r * r).sum(axis=1)
+    r = y[:, None, :] - (c[:, :, None] + a[:, :, None] * g[None])
+    return c, a, (wg * r * r).sum(axis=2)
+
+
+def _medians(x: np.ndarray) -> np.ndarray:
+    """The median of each row of a short 2-d array (NaN where a row holds one)."""
+    s = np.sort(x, axis=1)
+    m = s.shape[1] // 2
+    mid = s[:, m] if s.shape[1] % 2 else (s[:, m - 1] + s[:, m]) / 2
+    return np.where(np.isnan(s[:, -1]), np.nan, mid)
 
 
 def _median(x: np.ndarray) -> float:
@@ -128,47 +139,81 @@ def measurement_noise(y: np.ndarray) -> float:
 def predict_final(curve: list[tuple[int, float]], final_step: int, floor: float | None = None) -> Prediction | None:
     """Predicted value at `final_step` (lower is better) with its raw standard deviation.
     `floor`: a value the metric cannot go below (0 for a loss), or None."""
-    if len(curve) < MIN_POINTS:
-        return None
-    steps = np.array([s for s, _ in curve], dtype=float)
-    ys = np.array([v for _, v in curve], dtype=float)
-    scale = float(np.ptp(ys)) or (abs(float(ys.mean())) or 1.0)
-    offset = float(ys[-1])
-    y = (ys - offset) / scale
+    return predict_finals([curve], final_step, floor)[0]
+
+
+def predict_finals(
+    curves: list[list[tuple[int, float]]], final_step: int, floor: float | None = None
+) -> list[Prediction | None]:
+    """predict_final of each curve, the same numbers: curves measured at the same steps
+    (a Round's finished look-alikes cut at one step, which calibration extrapolates two
+    dozen at a time) are fitted together, one array operation for all of them instead of
+    one per curve."""
+    out: list[Prediction | None] = [None] * len(curves)
+    groups: dict[bytes, list[int]] = {}
+    for i, curve in enumerate(curves):
+        if len(curve) >= MIN_POINTS:
+            groups.setdefault(np.array([s for s, _ in curve], dtype=float).tobytes(), []).append(i)
+    for members in groups.values():
+        for i, pred in zip(members, _predict_group([curves[i] for i in members], final_step, floor)):
+            out[i] = pred
+    return out
+
+
+def _predict_group(
+    curves: list[list[tuple[int, float]]], final_step: int, floor: float | None
+) -> list[Prediction | None]:
+    steps = np.array([s for s, _ in curves[0]], dtype=float)
+    ys = np.array([[v for _, v in c] for c in curves], dtype=float)
+    n = steps.size
+    scales, offsets = [], []
+    for row in ys:
+        scales.append(float(np.ptp(row)) or (abs(float(row.mean())) or 1.0))
+        offsets.append(float(row[-1]))
+    scale, offset = np.array(scales), np.array(offsets)
+    y = (ys - offset[:, None]) / scale[:, None]
     t = steps / float(final_step)
-    n = len(y)
     floor_n = None if floor is None else (floor - offset) / scale
-    preds, bics, resid = [], [], []
+    rows = np.arange(len(curves))
+    fits = []  # per family: each curve's prediction and unweighted SSE
     for g, g1 in _bases(t):
-        w = np.ones(n)
+        w = np.ones_like(y)
         for _ in range(2):  # a Huber reweighting pass: noisy spikes do not steer the fit
             c, a, sse = _fit_family(g, y, w, floor_n)
-            k = int(np.argmin(sse))
-            r = y - (c[k] + a[k] * g[k])
-            mad = _median(np.abs(r)) * 1.4826 or 1e-9
-            u = np.abs(r) / (1.345 * mad)
+            k = np.argmin(sse, axis=1)
+            ck, ak = c[rows, k], a[rows, k]
+            r = y - (ck[:, None] + ak[:, None] * g[k])
+            mad = _medians(np.abs(r)) * 1.4826
+            mad = np.where(mad == 0.0, 1e-9, mad)
+            u = np.abs(r) / (1.345 * mad)[:, None]
             w = np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-12))
-        pred = float(c[k] + a[k] * g1[k])
-        sse_k = float(np.sum((y - (c[k] + a[k] * g[k])) ** 2))
-        if not math.isfinite(pred) or not math.isfinite(sse_k):
+        fits.append((ck + ak * g1[k], ((y - (ck[:, None] + ak[:, None] * g[k])) ** 2).sum(axis=1)))
+    out: list[Prediction | None] = []
+    for i in range(len(curves)):
+        preds, bics, resid = [], [], []
+        for pred_all, sse_all in fits:
+            pred, sse_k = float(pred_all[i]), float(sse_all[i])
+            if not math.isfinite(pred) or not math.isfinite(sse_k):
+                continue
+            preds.append(pred)
+            resid.append(math.sqrt(sse_k / max(1, n - 3)))
+            bics.append(n * math.log(sse_k / n + 1e-12) + 3 * math.log(n))
+        if not preds:
+            out.append(None)
             continue
-        preds.append(pred)
-        resid.append(math.sqrt(sse_k / max(1, n - 3)))
-        bics.append(n * math.log(sse_k / n + 1e-12) + 3 * math.log(n))
-    if not preds:
-        return None
-    b = np.array(bics)
-    wts = np.exp(-(b - b.min()) / 2.0)
-    wts /= wts.sum()
-    p = np.array(preds)
-    mean = float(np.sum(wts * p))
-    spread = float(math.sqrt(np.sum(wts * (p - mean) ** 2)))
-    noise = float(np.sum(wts * np.array(resid)))
-    # extrapolating further is less certain: grow the noise term with the distance left
-    remaining = max(0.0, 1.0 - float(t[-1]))
-    sd = math.sqrt(spread**2 + (noise * (1.0 + 2.0 * remaining)) ** 2) + 1e-9
-    return Prediction(mean=mean * scale + offset, sd=sd * scale, families=len(preds),
-                      noise=measurement_noise(y) * scale)
+        b = np.array(bics)
+        wts = np.exp(-(b - b.min()) / 2.0)
+        wts /= wts.sum()
+        p = np.array(preds)
+        mean = float(np.sum(wts * p))
+        spread = float(math.sqrt(np.sum(wts * (p - mean) ** 2)))
+        noise = float(np.sum(wts * np.array(resid)))
+        # extrapolating further is less certain: grow the noise term with the distance left
+        remaining = max(0.0, 1.0 - float(t[-1]))
+        sd = math.sqrt(spread**2 + (noise * (1.0 + 2.0 * remaining)) ** 2) + 1e-9
+        out.append(Prediction(mean=mean * scales[i] + offsets[i], sd=sd * scales[i], families=len(preds),
+                              noise=measurement_noise(y[i]) * scales[i]))
+    return out
 
 
 def reach(position: float, pred: Prediction) -> float:
