@@ -111,7 +111,8 @@ def _fit_family(
 
 
 def _medians(x: np.ndarray) -> np.ndarray:
-    """The median of each row of a short 2-d array (NaN where a row holds one)."""
+    """The median of each row of a short 2-d array (NaN where a row holds one): np.median's
+    numbers without its generic axis handling, which cost more than a fit's arithmetic."""
     s = np.sort(x, axis=1)
     m = s.shape[1] // 2
     mid = s[:, m] if s.shape[1] % 2 else (s[:, m - 1] + s[:, m]) / 2
@@ -119,13 +120,8 @@ def _medians(x: np.ndarray) -> np.ndarray:
 
 
 def _median(x: np.ndarray) -> float:
-    """np.median of a short 1-d array, the same number without its ~40 us of generic
-    axis handling (a fit takes ten)."""
-    s = np.sort(x)
-    m = s.size // 2
-    if s.size == 0 or np.isnan(s[-1]):
-        return float("nan")
-    return float(s[m]) if s.size % 2 else float((s[m - 1] + s[m]) / 2)
+    """np.median of a short, non-empty 1-d array, without its ~40 us of generic axis handling."""
+    return float(_medians(x[None, :])[0])
 
 
 def measurement_noise(y: np.ndarray) -> float:
@@ -150,20 +146,20 @@ def predict_finals(
     dozen at a time) are fitted together, one array operation for all of them instead of
     one per curve."""
     out: list[Prediction | None] = [None] * len(curves)
-    groups: dict[bytes, list[int]] = {}
+    groups: dict[bytes, tuple[np.ndarray, list[int]]] = {}  # by the steps measured: those steps, the curves
     for i, curve in enumerate(curves):
         if len(curve) >= MIN_POINTS:
-            groups.setdefault(np.array([s for s, _ in curve], dtype=float).tobytes(), []).append(i)
-    for members in groups.values():
-        for i, pred in zip(members, _predict_group([curves[i] for i in members], final_step, floor)):
+            steps = np.array([s for s, _ in curve], dtype=float)
+            groups.setdefault(steps.tobytes(), (steps, []))[1].append(i)
+    for steps, members in groups.values():
+        for i, pred in zip(members, _predict_group(steps, [curves[i] for i in members], final_step, floor)):
             out[i] = pred
     return out
 
 
 def _predict_group(
-    curves: list[list[tuple[int, float]]], final_step: int, floor: float | None
+    steps: np.ndarray, curves: list[list[tuple[int, float]]], final_step: int, floor: float | None
 ) -> list[Prediction | None]:
-    steps = np.array([s for s, _ in curves[0]], dtype=float)
     ys = np.array([[v for _, v in c] for c in curves], dtype=float)
     n = steps.size
     scales, offsets = [], []
