@@ -71,8 +71,9 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def build(args: argparse.Namespace, client: Any,
-          prometheus: PrometheusClient | None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
+def build(args: argparse.Namespace, client: Any, prometheus: PrometheusClient | None,
+          namespaces: list[str] | None = None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
+    """The handlers and kopf's settings; `namespaces` watched (None or []: the whole cluster)."""
     registry = kopf.OperatorRegistry()
     workers = max(1, getattr(args, "workers", 8))
     limiter = RateLimiter(getattr(args, "kube_qps", 200.0), getattr(args, "kube_burst", 400))
@@ -84,7 +85,8 @@ def build(args: argparse.Namespace, client: Any,
         client.rest_client = kubernetes.client.rest.RESTClientObject(client.configuration)  # built with the old size
     cfg = OperatorConfig(kube=Kube(client, limiter), prometheus=prometheus, workers=workers,
                          poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0),
-                         polls_per_second=limiter.qps / 2)  # the rest of the qps for the passes' own calls
+                         polls_per_second=limiter.qps / 2,  # the rest of the qps for the passes' own calls
+                         namespaces=tuple(namespaces or ()))
     register(registry, cfg)
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = "kubetune.io/finalizer"
@@ -365,7 +367,7 @@ def main(args: argparse.Namespace) -> int:
     checker = checking_client(client) if args.peering else client  # reads the peering: at start, then for /healthz
     peering = peering_from_args(args, namespaces, checker)
     prometheus = prometheus_from_env(args.prometheus_url)
-    registry, settings = build(args, client, prometheus)
+    registry, settings = build(args, client, prometheus, namespaces)
     if args.metrics_port:
         try:
             start_http_server(args.metrics_port, addr=args.listen_address, registry=REGISTRY)

@@ -114,7 +114,7 @@ class Operator:
         registry = kopf.OperatorRegistry()
         self.cfg = OperatorConfig(kube=Kube(api_client()), prometheus=self.prometheus,
                                   reconcile_seconds=self.interval, poll_seconds=self.interval, stop_grace_seconds=5,
-                                  backoff_seconds=1.0)
+                                  backoff_seconds=1.0, namespaces=(NS,))
         register(registry, self.cfg)
         settings = kopf.OperatorSettings()
         settings.scanning.disabled = True
@@ -133,6 +133,8 @@ class Operator:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self.task, 15)
         self.task = None
+        if self.cfg is not None and self.cfg._pod_watch is not None:  # a cancelled kopf skips its cleanup
+            await asyncio.to_thread(self.cfg._pod_watch.stop)
 
 
 @pytest.fixture()

@@ -50,7 +50,7 @@ from .adoption import plan_study_status
 from .index_keys import ByName
 from .kube import Forbidden, Kube
 from . import workload_handlers as workloads
-from .pods import kept as kept_pod
+from .pod_watch import PodIndex, PodWatch
 from .pods import pod_view
 from .round_curves import RoundCurves
 from .sweep import every, rounds, unfinished_trials
@@ -87,7 +87,13 @@ class OperatorConfig:
     _last_query: dict[str, float] = field(default_factory=dict)
     _locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
     _phases: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # last phase seen, by kind/ns/name
-    indexes: dict[str, Any] = field(default_factory=dict)  # kopf's, taken from the first handler call
+    indexes: dict[str, Any] = field(default_factory=dict)
+    """kopf's (taken from the first handler call) and the trial pods' (pod_watch.py), once all of
+    them hold what the API server had: passes wait for it, as kopf's handlers wait for its own."""
+    namespaces: tuple[str, ...] = ()  # watched; () = the whole cluster (the pod watch's scope)
+    pods: PodIndex = field(default_factory=lambda: PodIndex(LABEL_TRIAL))
+    _kopf_indexes: dict[str, Any] = field(default_factory=dict)
+    _pod_watch: PodWatch | None = None
     analysis_seconds: float = 10.0
     """A running Round's analysis is recomputed at most this often (it runs fANOVA; with a
     pass on every trial's phase change it would otherwise hold the workers that start the
@@ -427,11 +433,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         round_name = trial_models.round_name(body)
         return {(namespace, round_name): entry, ByName(namespace, name): round_name}
 
-    @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_index", registry=registry)
-    async def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
-        trial = labels.get(LABEL_TRIAL)
-        return {(namespace, trial): _plain(kept_pod(body))} if trial else {}
-
     # The safety net (sweep.py): every Round each resync interval, every unfinished Trial at
     # least once per poll interval (the Trial's pass is what reads Prometheus), queued with the
     # events' keys. No kopf timer per object: no finalizer on Trials, no second thread pool.
@@ -446,6 +447,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
             asyncio.create_task(every(trial_interval, lambda: unfinished_trials(cfg.indexes), cfg.queue.add),
                                 name="kubetune-trial-sweep"),
         ]
+        loop = asyncio.get_running_loop()
+        cfg._pod_watch = PodWatch(
+            cfg.kube.client, cfg.namespaces, cfg.pods,
+            deliver=lambda type, pod: loop.call_soon_threadsafe(pod_changed, cfg, type, pod),
+            on_synced=lambda: loop.call_soon_threadsafe(_take_indexes, cfg, {})).start()
 
     @kopf.on.cleanup(id="workqueue_stop", registry=registry)
     async def stop_queue(**_: Any) -> None:
@@ -453,6 +459,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
             task.cancel()
         await asyncio.gather(*cfg.sweepers, return_exceptions=True)
         cfg.sweepers = []
+        if cfg._pod_watch is not None:
+            await asyncio.to_thread(cfg._pod_watch.stop)
+            cfg._pod_watch = None
         await cfg.queue.stop()
 
     # Events queue passes (async handlers: they only look at the event, in the loop). What
@@ -460,7 +469,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     # time) goes with the object: a long-running operator sees thousands of them.
     @kopf.on.event(GROUP, VERSION, "rounds", id="round_event", registry=registry)
     async def round_event(type: str | None, namespace: str, name: str, body: kopf.Body, **kwargs: Any) -> None:
-        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        _take_indexes(cfg, kwargs)
         key = ("Round", namespace, name)
         if type == "DELETED":
             cfg.forget_round(namespace, name)
@@ -472,7 +481,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     @kopf.on.event(GROUP, VERSION, "trials", id="trial_event", registry=registry)
     async def trial_event(type: str | None, namespace: str, name: str, body: kopf.Body, spec: kopf.Spec,
                           status: kopf.Status, **kwargs: Any) -> None:
-        cfg.indexes = cfg.indexes or _indexes(kwargs)
+        _take_indexes(cfg, kwargs)
         key = ("Trial", namespace, name)
         round_name = trial_models.round_name(body)
         if round_name and cfg.arrived(("Round", namespace, round_name)):
@@ -490,20 +499,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
                 cfg.queue.add(key)
         if round_name:  # a Trial that appeared, ended or went away changes what its Round does next
             cfg.queue.add(("Round", namespace, round_name))
-
-    @kopf.on.event("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, id="pod_event", registry=registry)
-    async def pod_event(type: str | None, namespace: str, name: str, labels: kopf.Labels, status: kopf.Status,
-                        body: kopf.Body, **kwargs: Any) -> None:
-        cfg.indexes = cfg.indexes or _indexes(kwargs)
-        key = ("Pod", namespace, name)
-        if type == "DELETED":
-            cfg.forget_pod(namespace, name)
-        elif not cfg.changed(key, (status.get("phase"), bool(body.get("metadata", {}).get("deletionTimestamp")))):
-            return
-        trial = labels.get(LABEL_TRIAL)
-        if trial:  # a pod that ended frees its slot: the first step of a successor, queued as one
-            cfg.queue.add(("Trial", namespace, trial),
-                          next_step=type != "DELETED" and status.get("phase") in ("Succeeded", "Failed"))
 
     @kopf.timer(GROUP, VERSION, "studies", id="study", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def study_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, round_index: kopf.Index,
@@ -524,12 +519,35 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     workloads.register(registry, cfg)  # trials that run as Jobs, JobSets, PyTorchJobs, ...
 
 
-_INDEXES = ("study_index", "round_index", "trial_index", "pod_index")
+_INDEXES = ("study_index", "round_index", "trial_index")  # kopf's; the trial pods' is the operator's own
 
 
-def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """kopf's indexes (the same objects for the operator's life) as a handler receives them."""
-    return {k: kwargs[k] for k in _INDEXES if k in kwargs} if all(k in kwargs for k in _INDEXES) else {}
+def _take_indexes(cfg: OperatorConfig, kwargs: Mapping[str, Any]) -> None:
+    """Take kopf's indexes (the same objects for the operator's life) from a handler's
+    arguments; once the pod watch has listed too, the passes may read them all."""
+    if cfg.indexes:
+        return
+    if not cfg._kopf_indexes and all(k in kwargs for k in _INDEXES):
+        cfg._kopf_indexes = {k: kwargs[k] for k in _INDEXES}
+    if cfg._kopf_indexes and cfg._pod_watch is not None and cfg._pod_watch.synced.is_set():
+        cfg.indexes = {**cfg._kopf_indexes, "pod_index": cfg.pods}
+
+
+def pod_changed(cfg: OperatorConfig, type: str, pod: Mapping[str, Any]) -> None:
+    """A trial pod's event (pod_watch.py), in the loop: a pod that changed phase, started
+    terminating or went away queues its Trial; one that ended, as the first step of its
+    successor."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    key = ("Pod", namespace, name)
+    if type == "DELETED":
+        cfg.forget_pod(namespace, name)
+    elif not cfg.changed(key, (status.get("phase"), bool(meta.get("deletionTimestamp")))):
+        return
+    trial = (meta.get("labels") or {}).get(LABEL_TRIAL)
+    if trial:
+        cfg.queue.add(("Trial", namespace, trial),
+                      next_step=type != "DELETED" and status.get("phase") in ("Succeeded", "Failed"))
 
 
 _PLURAL = {"Round": "rounds", "Trial": "trials"}
