@@ -1,7 +1,7 @@
 """Bounded objects and flat memory over a 10,000-trial Round (issue #24).
 
 A Round grows to 10,000 finished trials in steps. The trials are held as the operator
-holds them: kopf's trial index keeps a finished Trial parsed, its curve packed, instead of
+holds them: the trial index keeps a finished Trial parsed, its curve packed, instead of
 its body (controller.trial_models.settle). After each step the operator's Round pass
 runs PASSES times as the operator runs it (`plan_round`, suggesting the next trials with
 the Round's kept Suggester, TPE here), then the Round's analysis once through the

@@ -57,7 +57,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
     """No diff base. kopf builds one (a deep copy of the object less its status) on every
     event of every watched kind, to tell creations and spec updates apart for on.create,
     on.update and on.field handlers; this operator has none (passes are level-triggered,
-    from the watch's events and kopf's indexes; the one changing handler, on.delete for
+    from the watches' events and the indexes; the one changing handler, on.delete for
     Rounds, reads no diff). At 40 Rounds x 30 the copies were a third of kopf's work per
     event. Nothing is stored on the objects either (no last-handled-configuration)."""
 

@@ -133,8 +133,8 @@ class Operator:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self.task, 15)
         self.task = None
-        if self.cfg is not None and self.cfg._pod_watch is not None:  # a cancelled kopf skips its cleanup
-            await asyncio.to_thread(self.cfg._pod_watch.stop)
+        if self.cfg is not None:  # a cancelled kopf skips its cleanup: the operator's own watches
+            await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.cfg._watches))
 
 
 @pytest.fixture()

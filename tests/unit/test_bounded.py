@@ -118,7 +118,7 @@ def _finished_bodies(n: int) -> list[dict]:
 
 
 def test_a_finished_trial_is_held_once_packed_and_lean():
-    """The operator holds every finished Trial of its Rounds (kopf's trial index): in one
+    """The operator holds every finished Trial of its Rounds (its trial index): in one
     form, parsed, with its curve packed (~107 KB a Trial with a 200-point curve when its
     body was held beside its parse), and lean: without its conditions, which no pass reads
     (1.26x its JSON before, 14.0 KB here; 0.56x now, 6.3 KB). It reads back as the API

@@ -1,9 +1,10 @@
-"""One index handler per kind files each object under every key the passes look it up by:
-a Round under its Study and its name, a Trial under its Round and (its Round's name) under
-its own. Names may repeat across kinds and groups without a clash."""
+"""Each index files each object under every key the passes look it up by: a Round under
+its Study and its name (kopf's index handler), a Trial under its Round and (its Round's
+name) under its own (the operator's TrialIndex). Names may repeat across kinds and groups without a clash."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import defaultdict
 from typing import Any
 from unittest import mock
@@ -28,6 +29,11 @@ def _indexes(cfg: OperatorConfig, objects: dict[str, list[dict]]) -> dict[str, A
     by_id = {h.id: h.fn for h in registry._indexing.get_all_handlers()}
     out: dict[str, Any] = {}
     for index, bodies in objects.items():
+        if index == "trial_index":  # the operator's own (trial_index.py), as its watch fills it
+            for body in bodies:
+                cfg.trial_store.put(copy.deepcopy(body))
+            out[index] = cfg.trial_store
+            continue
         filed: dict[Any, list] = defaultdict(list)
         for body in bodies:
             meta = body["metadata"]

@@ -10,7 +10,6 @@ the event that brings the last of them queues it at once, ahead of other events,
 of a fixed retry later (a wave of trials of one Round that ended together waited for it)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 from unittest import mock
@@ -50,7 +49,6 @@ class Operator:
         self.cfg.queue = mock.Mock()
         registry = kopf.OperatorRegistry()
         handlers.register(registry, self.cfg)
-        self.trial_event = next(h.fn for h in registry._watching.get_all_handlers() if h.id == "trial_event")
         self.raw = _body(trial(0, {"learning_rate": 0.01}))
         self.pods: list[dict] = []
         self.cfg.indexes = {
@@ -74,8 +72,7 @@ class Operator:
     def event(self, body: dict) -> list[tuple]:
         """The watch brings `body`: the keys its event queued."""
         self.cfg.queue.reset_mock()
-        asyncio.run(self.trial_event(type="MODIFIED", namespace="ns", name="r-0", body=body, spec=body["spec"],
-                                     status=body.get("status") or {}, **self.cfg.indexes))
+        handlers.trial_changed(self.cfg, "MODIFIED", body)
         return [c.args[0] for c in self.cfg.queue.add.call_args_list]
 
 
@@ -149,16 +146,14 @@ def test_a_round_pass_put_off_for_its_new_trial_runs_when_the_trial_reaches_the_
     assert wait is not None and wait > 2  # put off; the retry is only the safety net's
     op.cfg.queue.add.reset_mock()
 
-    op.cfg.indexes["trial_index"][("ns", "r")].append(created)  # kopf indexes before the handlers run
+    op.cfg.indexes["trial_index"][("ns", "r")].append(created)  # the watch files it before handing it on
     op.cfg.indexes["trial_index"][ByName("ns", "r-1")] = ["r"]
     op.cfg.known(("Trial", "ns", "r-1"), None)  # the Round's pass knew its ADDED was no news
-    asyncio.run(op.trial_event(type="ADDED", namespace="ns", name="r-1", body=created, spec=created["spec"],
-                               status={}, **op.cfg.indexes))
+    handlers.trial_changed(op.cfg, "ADDED", created)
     op.cfg.queue.add.assert_called_once_with(ROUND, next_step=True)
 
     op.cfg.queue.add.reset_mock()  # a later event of the Round's trials: no second wake-up
-    asyncio.run(op.trial_event(type="MODIFIED", namespace="ns", name="r-1", body=created, spec=created["spec"],
-                               status={}, **op.cfg.indexes))
+    handlers.trial_changed(op.cfg, "MODIFIED", created)
     op.cfg.queue.add.assert_not_called()
 
 

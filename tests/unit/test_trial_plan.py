@@ -154,7 +154,7 @@ def test_pod_view_reads_the_kubelet_fields():
 
 
 def test_what_the_operator_keeps_of_a_trial_pod_reads_the_same_and_is_a_fraction_of_it():
-    """kopf's pod index holds every trial pod until its Trial goes (10,000 in a long Round):
+    """The pod index holds every trial pod until its Trial goes (10,000 in a long Round):
     it keeps only what the operator reads of one, and reads it the same."""
     from kubetune.controller.pods import kept, pod_view, primary_pod
     from kubetune.workload import render_pod

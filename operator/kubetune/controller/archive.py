@@ -158,14 +158,15 @@ def register(registry: kopf.OperatorRegistry, cfg: Any) -> None:
     (running ones as they stand) before its finalizer goes."""
 
     @kopf.on.delete(GROUP, VERSION, "rounds", id="round_archive", registry=registry, retries=10, backoff=3)
-    def round_deleted(body: kopf.Body, namespace: str, name: str, study_index: kopf.Index,
-                      trial_index: kopf.Index, **_: Any) -> None:
+    def round_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
         raw = copy.deepcopy(dict(body))
         try:
             rnd = Round.model_validate(raw)
         except pydantic.ValidationError:
             return  # an invalid Round never ran a trial
-        trials = cfg.trials.of(list(trial_index.get((namespace, name), ())))  # parsed already by the passes
+        if not cfg.indexes:  # the operator's Trial watch has not listed yet: it does not know them all
+            raise kopf.TemporaryError(f"Round {name}'s Trials are not all known yet", delay=1)
+        trials = cfg.trials.of(list(cfg.indexes["trial_index"].get((namespace, name), ())))  # parsed already
         if not trials and rnd.status.archive is None:
             return
         try:

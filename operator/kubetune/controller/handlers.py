@@ -1,7 +1,9 @@
 """kopf handlers: thin adapters that read indexes, call the core, and carry out its plans.
 
-Indexes keep an in-memory view of Studies, Rounds, Trials and trial Pods, so a
-reconcile pass never lists the API. Watch events drive the passes: a trial pod that
+Indexes keep an in-memory view of Studies, Rounds (kopf's), Trials and trial Pods (the
+operator's own list and watch, list_watch.py: they bring most of the events, and kopf's
+per-event machinery cost ten times a plain watch's), so a reconcile pass never lists the
+API. Watch events drive the passes: a trial pod that
 changes phase queues its Trial, a Trial that changes phase queues its Round (and
 itself), a new Round or a Round whose spec changed queues the Round; a work queue
 (`workqueue.py`) runs the passes in a bounded thread pool, one at a time per object.
@@ -50,11 +52,13 @@ from .adoption import plan_study_status
 from .index_keys import ByName
 from .kube import Forbidden, Kube
 from . import workload_handlers as workloads
-from .pod_watch import PodIndex, PodWatch
+from .list_watch import ListWatch
+from .pod_index import PodIndex
 from .pods import pod_view
 from .round_curves import RoundCurves
 from .sweep import every, rounds, unfinished_trials
 from . import trial_models
+from .trial_index import TrialIndex
 from .trial_models import TrialModels
 from .workqueue import WorkQueue
 from .writes import Writes
@@ -88,12 +92,13 @@ class OperatorConfig:
     _locks: dict[tuple[str, str, str], threading.Lock] = field(default_factory=dict)
     _phases: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # last phase seen, by kind/ns/name
     indexes: dict[str, Any] = field(default_factory=dict)
-    """kopf's (taken from the first handler call) and the trial pods' (pod_watch.py), once all of
-    them hold what the API server had: passes wait for it, as kopf's handlers wait for its own."""
-    namespaces: tuple[str, ...] = ()  # watched; () = the whole cluster (the pod watch's scope)
+    """kopf's Studies and Rounds (taken from the first handler call), the operator's own Trials
+    and trial pods (list_watch.py), once all of them hold what the API server had: passes wait
+    for it, as kopf's handlers wait for kopf's."""
+    namespaces: tuple[str, ...] = ()  # watched; () = the whole cluster (the own watches' scope)
     pods: PodIndex = field(default_factory=lambda: PodIndex(LABEL_TRIAL))
     _kopf_indexes: dict[str, Any] = field(default_factory=dict)
-    _pod_watch: PodWatch | None = None
+    _watches: list[ListWatch] = field(default_factory=list)
     analysis_seconds: float = 10.0
     """A running Round's analysis is recomputed at most this often (it runs fANOVA; with a
     pass on every trial's phase change it would otherwise hold the workers that start the
@@ -124,6 +129,7 @@ class OperatorConfig:
     sweepers: list[Any] = field(default_factory=list)  # asyncio tasks that queue the safety net's keys (sweep.py)
 
     def __post_init__(self) -> None:
+        self.trial_store = TrialIndex(self.trials)
         self.queue = WorkQueue(lambda key: run_pass(self, key), self.workers)  # type: ignore[arg-type]
         self.curves = (RoundCurves(self.prometheus, self.poll_seconds, interval=self.poll_interval)
                        if self.prometheus is not None else None)
@@ -421,18 +427,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         entry = _plain(body)
         return {(namespace, _study_of(body)): entry, ByName(namespace, name): entry}
 
-    @kopf.index(GROUP, VERSION, "trials", id="trial_index", registry=registry)
-    async def trial_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status,
-                          **_: Any) -> dict:
-        """Each Trial under its Round (a finished one kept parsed, not as its body: trial_models),
-        and by its name the Round it names: a Round's next trial name may be held by a Trial
-        that is not the Round's (made by hand, or another Round's)."""
-        entry = _plain(body)
-        if status.get("phase") in FINISHED:
-            entry = cfg.trials.settle(entry)
-        round_name = trial_models.round_name(body)
-        return {(namespace, round_name): entry, ByName(namespace, name): round_name}
-
     # The safety net (sweep.py): every Round each resync interval, every unfinished Trial at
     # least once per poll interval (the Trial's pass is what reads Prometheus), queued with the
     # events' keys. No kopf timer per object: no finalizer on Trials, no second thread pool.
@@ -448,10 +442,16 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
                                 name="kubetune-trial-sweep"),
         ]
         loop = asyncio.get_running_loop()
-        cfg._pod_watch = PodWatch(
-            cfg.kube.client, cfg.namespaces, cfg.pods,
-            deliver=lambda type, pod: loop.call_soon_threadsafe(pod_changed, cfg, type, pod),
-            on_synced=lambda: loop.call_soon_threadsafe(_take_indexes, cfg, {})).start()
+        custom, core = cfg.kube.watch_clients()
+        synced = lambda: loop.call_soon_threadsafe(_take_indexes, cfg, {})  # noqa: E731
+        cfg._watches = [
+            ListWatch("trials", functools.partial(_list_trials, custom), cfg.namespaces, cfg.trial_store,
+                      deliver=lambda type, body: loop.call_soon_threadsafe(trial_changed, cfg, type, body),
+                      on_synced=synced).start(),
+            ListWatch("pods", functools.partial(_list_pods, core), cfg.namespaces, cfg.pods,
+                      deliver=lambda type, pod: loop.call_soon_threadsafe(pod_changed, cfg, type, pod),
+                      on_synced=synced, label_selector=LABEL_TRIAL).start(),
+        ]
 
     @kopf.on.cleanup(id="workqueue_stop", registry=registry)
     async def stop_queue(**_: Any) -> None:
@@ -459,9 +459,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
             task.cancel()
         await asyncio.gather(*cfg.sweepers, return_exceptions=True)
         cfg.sweepers = []
-        if cfg._pod_watch is not None:
-            await asyncio.to_thread(cfg._pod_watch.stop)
-            cfg._pod_watch = None
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in cfg._watches))
+        cfg._watches = []
         await cfg.queue.stop()
 
     # Events queue passes (async handlers: they only look at the event, in the loop). What
@@ -478,31 +477,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         if cfg.changed(key, body.get("metadata", {}).get("generation")):  # new, or its spec changed
             cfg.queue.add(key)
 
-    @kopf.on.event(GROUP, VERSION, "trials", id="trial_event", registry=registry)
-    async def trial_event(type: str | None, namespace: str, name: str, body: kopf.Body, spec: kopf.Spec,
-                          status: kopf.Status, **kwargs: Any) -> None:
-        _take_indexes(cfg, kwargs)
-        key = ("Trial", namespace, name)
-        round_name = trial_models.round_name(body)
-        if round_name and cfg.arrived(("Round", namespace, round_name)):
-            # the last Trial its Round's pass created is in the index (kopf indexes before the
-            # handlers run): the pass put off for it runs now, first in line, not after its wait
-            cfg.queue.add(("Round", namespace, round_name), next_step=True)
-        if type == "DELETED":
-            cfg.forget_trial(namespace, name)
-        else:
-            cfg.writes.seen(key, body.get("metadata", {}).get("resourceVersion"))
-            phase = status.get("phase")
-            if not cfg.changed(key, phase):
-                return
-            if phase not in FINISHED:
-                cfg.queue.add(key)
-        if round_name:  # a Trial that appeared, ended or went away changes what its Round does next
-            cfg.queue.add(("Round", namespace, round_name))
-
     @kopf.timer(GROUP, VERSION, "studies", id="study", interval=cfg.reconcile_seconds, backoff=cfg.backoff_seconds, registry=registry)
     def study_timer(body: kopf.Body, namespace: str, name: str, patch: kopf.Patch, round_index: kopf.Index,
-                    trial_index: kopf.Index, **_: Any) -> None:
+                    **_: Any) -> None:
         raw = _plain(body)
         found = problems(raw)
         now = cfg.clock()
@@ -519,18 +496,84 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     workloads.register(registry, cfg)  # trials that run as Jobs, JobSets, PyTorchJobs, ...
 
 
-_INDEXES = ("study_index", "round_index", "trial_index")  # kopf's; the trial pods' is the operator's own
+_INDEXES = ("study_index", "round_index")  # kopf's; the Trials' and the trial pods' are the operator's own
 
 
 def _take_indexes(cfg: OperatorConfig, kwargs: Mapping[str, Any]) -> None:
     """Take kopf's indexes (the same objects for the operator's life) from a handler's
-    arguments; once the pod watch has listed too, the passes may read them all."""
+    arguments; once the operator's own watches have listed too, the passes may read them all."""
     if cfg.indexes:
         return
     if not cfg._kopf_indexes and all(k in kwargs for k in _INDEXES):
         cfg._kopf_indexes = {k: kwargs[k] for k in _INDEXES}
-    if cfg._kopf_indexes and cfg._pod_watch is not None and cfg._pod_watch.synced.is_set():
-        cfg.indexes = {**cfg._kopf_indexes, "pod_index": cfg.pods}
+    if cfg._kopf_indexes and cfg._watches and all(w.synced.is_set() for w in cfg._watches):
+        cfg.indexes = {**cfg._kopf_indexes, "trial_index": cfg.trial_store, "pod_index": cfg.pods}
+
+
+def _list_trials(custom: Any, namespace: str | None, **params: Any) -> Any:
+    if namespace is None:
+        return custom.list_cluster_custom_object(GROUP, VERSION, "trials", **params)
+    return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials", **params)
+
+
+def _list_pods(core: Any, namespace: str | None, **params: Any) -> Any:
+    if namespace is None:
+        return core.list_pod_for_all_namespaces(**params)
+    return core.list_namespaced_pod(namespace, **params)
+
+
+def trial_changed(cfg: OperatorConfig, type: str, obj: Any) -> None:
+    """A Trial's event (list_watch.py), in the loop. A Trial that is new, changed phase (not by
+    this operator's own write: Writes, knowing) or went away queues its Round; an unfinished
+    one whose phase changed, itself."""
+    body = trial_models.body(obj)
+    meta = body.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    key = ("Trial", namespace, name)
+    round_name = trial_models.round_name(body)
+    if round_name and cfg.arrived(("Round", namespace, round_name)):
+        # the last Trial its Round's pass created is in the index (the watch files it before
+        # handing it on): the pass put off for it runs now, first in line, not after its wait
+        cfg.queue.add(("Round", namespace, round_name), next_step=True)
+    if type == "DELETED":
+        cfg.forget_trial(namespace, name)
+    else:
+        cfg.writes.seen(key, meta.get("resourceVersion"))
+        if _stale_finalizers(body):
+            cfg.queue.add(key)  # finished or not, its pass takes the finalizer off
+        phase = (body.get("status") or {}).get("phase")
+        if not cfg.changed(key, phase):
+            return
+        if phase not in FINISHED:
+            cfg.queue.add(key)
+    if round_name:  # a Trial that appeared, ended or went away changes what its Round does next
+        cfg.queue.add(("Round", namespace, round_name))
+
+
+STALE_FINALIZERS = ("kubetune.io/finalizer", "kopf.zalando.org/KopfFinalizerMarker")
+"""Finalizers operators before the work-queue sweep put on every unfinished Trial (a kopf
+timer needs one; the operator's kopf setting, and kopf's default). Nothing needs one on a
+Trial now, and kopf no longer watches Trials to take it off: the Trial's pass does, or
+deleting such a Trial (its Round, its Study) would hang on it forever."""
+
+
+def _stale_finalizers(body: Mapping[str, Any]) -> list[str]:
+    return [f for f in (body.get("metadata") or {}).get("finalizers") or () if f in STALE_FINALIZERS]
+
+
+def _let_go(cfg: OperatorConfig, key: tuple[str, str, str], raw: Mapping[str, Any], stale: list[str]) -> None:
+    """Take the stale finalizers off a Trial (the others stay; the patch holds for the version
+    read, so a finalizer added meanwhile is not lost: a conflict is retried)."""
+    _, namespace, name = key
+    meta = raw.get("metadata") or {}
+    kept = [f for f in meta.get("finalizers") or () if f not in stale]
+    try:
+        cfg.kube.patch_custom_meta("trials", namespace, name,
+                                   {"finalizers": kept or None, "resourceVersion": meta.get("resourceVersion")})
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    log.info("Trial %s/%s: took off the finalizer %s an older operator left", namespace, name, ", ".join(stale))
 
 
 def pod_changed(cfg: OperatorConfig, type: str, pod: Mapping[str, Any]) -> None:
@@ -645,7 +688,7 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
     answer) is a WARNING and retried in a few seconds; any other refusal is our error, an
     ERROR retried after `backoff_seconds`."""
     if not cfg.indexes:
-        return 1.0  # no event has brought kopf's indexes yet
+        return 1.0  # kopf's indexes or the operator's own watches do not hold everything yet
     with cfg.lock(key):
         wait = cfg.backing_off(key)
         if wait > 0:
@@ -654,10 +697,17 @@ def run_pass(cfg: OperatorConfig, key: tuple[str, str, str]) -> float | None:
         if wait is not None:
             return wait
         raw = _current(cfg, key)
-        if raw is None or (key[0] == "Trial" and (raw.get("status") or {}).get("phase") in FINISHED):
-            return None  # gone, or a finished Trial: nothing to do
+        if raw is None:
+            return None  # gone
+        finished = key[0] == "Trial" and (raw.get("status") or {}).get("phase") in FINISHED
+        stale = _stale_finalizers(raw) if key[0] == "Trial" else []
+        if finished and not stale:
+            return None  # a finished Trial: nothing to do
         try:
-            _pass(cfg, key, raw)
+            if stale:
+                _let_go(cfg, key, raw, stale)
+            if not finished:
+                _pass(cfg, key, raw)
         except Forbidden as e:
             patch = kopf.Patch()
             slow = _forbidden(cfg, raw, patch, e, post=functools.partial(_post_warning, cfg))

@@ -1,8 +1,8 @@
-"""Keys of kopf's indexes. An index handler may file an object under several keys: a Round
-under its Study (a Study's Rounds) and under its own name, a Trial under its Round (a
-Round's Trials) and its name under the Round's. One handler per kind, not one per key:
-kopf's machinery around each handler call, not the handler, is most of an index's cost,
-and every event of every Trial goes through it."""
+"""Keys of the indexes (kopf's, and the operator's own). An index may file an object under
+several keys: a Round under its Study (a Study's Rounds) and under its own name (kopf's
+round index, one handler for both: kopf's machinery around each handler call, not the
+handler, is most of an index's cost), a Trial under its Round (a Round's Trials) and its
+name under the Round's (trial_index.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -109,6 +109,12 @@ class Kube:
     def core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(self.client)
 
+    def watch_clients(self) -> tuple[kubernetes.client.CustomObjectsApi, kubernetes.client.CoreV1Api]:
+        """Clients for the watches (list_watch.py), on a connection pool of their own: a watch
+        holds its connection for minutes, which must not be one the passes' calls share."""
+        own = kubernetes.client.ApiClient(self.client.configuration)
+        return kubernetes.client.CustomObjectsApi(own), kubernetes.client.CoreV1Api(own)
+
     def create_custom(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create; the object as the API server stored it, or None when it already exists
         (a retried create is a no-op)."""

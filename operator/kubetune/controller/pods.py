@@ -13,7 +13,7 @@ _KEPT_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deleti
 
 
 def kept(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """What the operator keeps of a trial pod (kopf's pod index holds every trial pod until
+    """What the operator keeps of a trial pod (the pod index holds every trial pod until
     its Trial goes, finished ones included): what this module reads of it. The spec (its
     containers, env, volumes, the largest part) is left out but for its scheduling gates."""
     meta = pod.get("metadata") or {}

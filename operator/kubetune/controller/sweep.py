@@ -24,7 +24,7 @@ Key = tuple[str, str, str]
 
 
 def unfinished_trials(indexes: Mapping[str, Any]) -> Iterator[Key]:
-    """The keys of the Trials in kopf's trial index that are not finished."""
+    """The keys of the Trials in the trial index that are not finished."""
     for key, store in list(indexes.get("trial_index", {}).items()):
         if isinstance(key, ByName):
             continue  # a Trial's Round, by the Trial's name; the Trial is under its Round's key

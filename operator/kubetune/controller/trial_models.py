@@ -7,7 +7,7 @@ write, so a parse is reused exactly while the object is unchanged. The core neve
 mutates a Trial it is given (it copies a status before changing it), which is what
 makes sharing the parsed objects safe.
 
-A finished Trial is held in one form only: kopf's trial index keeps its parse instead of
+A finished Trial is held in one form only: the trial index (trial_index.py) keeps its parse instead of
 its body (`settle`, called by the index), so the 10,000 Trials of a long Round are not
 held twice; a parse keeps its curve packed (api.trial.PackedCurve). Index entries are
 therefore bodies (unfinished Trials, and Trials that do not parse) or Trials; `name`,
@@ -43,7 +43,7 @@ from ..memo import Memo
 log = logging.getLogger("kubetune")
 
 
-Entry = Mapping[str, Any] | Trial  # what kopf's trial index holds for one Trial
+Entry = Mapping[str, Any] | Trial  # what the trial index holds for one Trial
 
 
 def name(entry: Entry) -> str:

@@ -6,8 +6,8 @@ thread pool, so the synchronous Kubernetes client never blocks kopf's event loop
 A key is queued at most once however many events name it, and never processed by
 two workers at once: an event that arrives while its key is being processed queues
 it again for right after. Passes are level-triggered (each reads the latest state
-from kopf's indexes), so coalescing events loses nothing. Nothing is kept here that
-the API server does not also have: after a restart, kopf's initial listing queues
+from the indexes), so coalescing events loses nothing. Nothing is kept here that
+the API server does not also have: after a restart, the watches' initial listings queue
 every object again.
 
 Keys come at four priorities: a successor's last step (a Round pass that created a Trial

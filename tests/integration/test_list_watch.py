@@ -1,5 +1,5 @@
-"""The operator's own watch of trial pods (controller/pod_watch.py) against a real API
-server: it lists what exists, follows creations, phase changes and deletions in its
+"""The operator's own list and watch (controller/list_watch.py), of trial pods, against a
+real API server: it lists what exists, follows creations, phase changes and deletions in its
 namespace only, and a watch started again later hands on a pod deleted while none ran."""
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import Any
 
 import kubernetes
 
-from kubetune.controller.pod_watch import PodIndex, PodWatch
+import functools
+
+from kubetune.controller.handlers import _list_pods
+from kubetune.controller.list_watch import ListWatch
+from kubetune.controller.pod_index import PodIndex
 
 from .conftest import NS
 
@@ -49,7 +53,9 @@ def test_the_pod_watch_lists_follows_and_relists_trial_pods_of_its_namespace(api
     core.create_namespaced_pod(NS, _pod("unrelated", None))
 
     index, events, synced = PodIndex(LABEL), Events(), threading.Event()
-    watch = PodWatch(client, [NS], index, events, on_synced=synced.set, page=1).start()  # pages of one pod
+    lister = functools.partial(_list_pods, kubernetes.client.CoreV1Api(client))
+    watch = ListWatch("pods", lister, [NS], index, events, on_synced=synced.set, label_selector=LABEL,
+                      page=1).start()  # pages of one pod
     try:
         assert synced.wait(20) and watch.synced.is_set()
         assert [p["metadata"]["name"] for p in index.get((NS, "t0"))] == ["before-0"]
@@ -67,11 +73,11 @@ def test_the_pod_watch_lists_follows_and_relists_trial_pods_of_its_namespace(api
         assert all(name != "t9-a" for _, name, _ in events.seen)  # another namespace's pod
     finally:
         watch.stop()
-    assert not any(t.is_alive() for t in watch._threads)  # stop() ends the threads
+    assert not watch.alive()  # stop() ends the threads
 
     core.delete_namespaced_pod("before-0", NS, grace_period_seconds=0)  # while nothing watches
     again = Events()
-    later = PodWatch(client, [NS], index, again).start()  # the same index: what the operator knew
+    later = ListWatch("pods", lister, [NS], index, again, label_selector=LABEL).start()  # the same index
     try:
         assert later.synced.wait(20)
         again.wait_for(("DELETED", "before-0", "Pending"))

@@ -1,13 +1,20 @@
-"""The trial pods the operator keeps (pod_watch.PodIndex) and what a relist hands on: the
-passes read pods under their Trial, and a pod that went away while nothing watched must
-still reach its Trial as gone."""
+"""The trial pods and Trials the operator keeps (PodIndex, TrialIndex) and what a relist
+hands on (list_watch.relisted): the passes read pods under their Trial and Trials under
+their Round, and an object that went away while nothing watched must still be handed on
+as gone."""
 from __future__ import annotations
 
 from unittest import mock
 
 from kubetune.controller import handlers
 from kubetune.controller.handlers import OperatorConfig
-from kubetune.controller.pod_watch import PodIndex, relisted
+from kubetune.controller.index_keys import ByName
+from kubetune.controller.list_watch import relisted
+from kubetune.controller.pod_index import PodIndex
+from kubetune.controller.trial_index import TrialIndex
+from kubetune.controller.trial_models import TrialModels
+
+from .factories import trial
 
 LABEL = "kubetune.io/trial"
 
@@ -48,7 +55,7 @@ def test_a_relist_hands_on_every_pod_listed_and_each_one_gone_meanwhile_in_its_n
     for p in (pod("t0-a", "t0"), pod("t1-a", "t1"), pod("t2-a", "t2", ns="other")):
         index.put(p)
     changes = relisted(index, "ns", [pod("t0-a", "t0", phase="Succeeded"), pod("t3-a", "t3")])
-    assert [(kind, p["metadata"]["name"]) for kind, p in changes] == [
+    assert [(kind, p["metadata"]["name"]) for kind, p in changes] == [  # the listed as listed, the gone as kept
         ("MODIFIED", "t0-a"), ("MODIFIED", "t3-a"), ("DELETED", "t1-a")]
     assert names(index, ("ns", "t1")) == [] and names(index, ("ns", "t3")) == ["t3-a"]
     assert names(index, ("other", "t2")) == ["t2-a"]  # another namespace's watch keeps its own
@@ -68,3 +75,30 @@ def test_a_pod_that_ended_queues_its_trial_as_a_successors_first_step_and_an_unc
         ((("Trial", "ns", "t0"),), {"next_step": False}),
         ((("Trial", "ns", "t0"),), {"next_step": True}),
         ((("Trial", "ns", "t0"),), {"next_step": False})]
+
+
+def _trial_body(i: int, round_name: str = "r", **kw) -> dict:
+    body = trial(i, {"learning_rate": 0.01 * (i + 1)}, round_name=round_name, **kw).model_dump(
+        by_alias=True, mode="json", exclude_none=True)
+    body["metadata"]["managedFields"] = [{"manager": "kubetune"}]
+    return body
+
+
+def test_trials_are_kept_under_their_round_and_by_name_finished_ones_parsed_and_a_deleted_one_dropped():
+    index = TrialIndex(TrialModels())
+    index.put(_trial_body(0))
+    index.put(_trial_body(1, phase="Succeeded", objective=0.5))
+    moved = _trial_body(0, round_name="other")
+    moved["metadata"]["name"] = "r-0"  # a new version of r-0 that names another Round
+    index.put(moved)
+    assert index.get(ByName("ns", "r-0")) == ("other",)  # the latest version moved it
+    kept = index.get(("ns", "r"))
+    assert [type(t).__name__ for t in kept] == ["Trial"]  # r-1 finished: held parsed, once
+    assert kept[0].metadata.name == "r-1" and kept[0].status.phase == "Succeeded"
+    running = index.get(("ns", "other"))[0]
+    assert isinstance(running, dict) and "managedFields" not in running["metadata"]
+    assert sorted(k for k, _ in index.items()) == [("ns", "other"), ("ns", "r")]
+
+    assert index.discard("ns", "r-1").metadata.name == "r-1"
+    assert index.get(("ns", "r"), ()) == () and index.get(ByName("ns", "r-1"), ()) == ()
+    assert len(index) == 1
