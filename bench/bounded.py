@@ -111,7 +111,7 @@ def many_rounds(rounds: int, per_round: int, parallel: int) -> list[str]:
 
     study, _ = objects(per_round)
     models, rng = TrialModels(), random.Random(0)
-    held: list = []  # kopf's trial index: every Round's finished Trials, settled
+    held: list = []  # the trial index: every Round's finished Trials, settled
     lines = [f"{rounds} Rounds of {per_round} trials (TPE, {parallel} at a time) run to their end one after the "
              "other; the finished Rounds stay",
              f"{'rounds':>7}{'trials':>8}{'RSS MB':>8}{'MB this Round':>15}{'samplers kept':>15}{'pass s':>8}",
@@ -170,7 +170,7 @@ def main() -> None:
     study, rnd = objects(args.trials)
     analyses, models = AnalysisCache(), TrialModels()
     rng = random.Random(0)
-    bodies: list = []  # kopf's index of the Round's Trials: finished ones settled
+    bodies: list = []  # the trial index's entries of the Round: finished ones settled
     lines = [f"bounded objects and memory over a {args.trials}-trial Round ({PASSES} plan_round passes with TPE "
              "and one analysis per step)",
              f"{'trials':>7}{'RSS MB':>8}{'trials MB':>11}{'kept MB':>9}{'pass s':>8}{'analysis s':>12}"
@@ -190,7 +190,7 @@ def main() -> None:
             body = finished(made(len(bodies), rng), rng).wire()
             body["metadata"]["resourceVersion"] = str(len(bodies) + 1)
             biggest = max(biggest, size(body))
-            bodies.append(models.settle(body))  # as kopf's trial index keeps a finished Trial
+            bodies.append(models.settle(body))  # as the trial index keeps a finished Trial
         gc.collect()
         own += rss_mb() - before
         before = rss_mb()
