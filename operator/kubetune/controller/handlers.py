@@ -577,7 +577,7 @@ def _let_go(cfg: OperatorConfig, key: tuple[str, str, str], raw: Mapping[str, An
 
 
 def pod_changed(cfg: OperatorConfig, type: str, pod: Mapping[str, Any]) -> None:
-    """A trial pod's event (pod_watch.py), in the loop: a pod that changed phase, started
+    """A trial pod's event (list_watch.py), in the loop: a pod that changed phase, started
     terminating or went away queues its Trial; one that ended, as the first step of its
     successor."""
     meta, status = pod.get("metadata") or {}, pod.get("status") or {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Protocol
 
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -55,6 +55,68 @@ class Store(Protocol):
 
     def names(self, namespace: str | None) -> set[tuple[str, str]]:
         """(namespace, name) of every object held in `namespace` (None: all)."""
+
+
+class Grouped:
+    """A Store that files what it keeps of each object under a group key, read the way a kopf
+    index is read (`get(group, ())`: the group's entries). Written by the watch threads, read
+    by the passes' threads: each group's entries are a tuple replaced whole, never changed in
+    place, so a reader gets a consistent one without a lock. A subclass says where an object
+    goes (`group`; None: not the store's) and what is kept of it (`entry`)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[Hashable, tuple[Any, ...]] = {}
+        self._held: dict[tuple[str, str], tuple[Hashable, Any]] = {}  # (namespace, name) -> (group, entry)
+        self._lock = threading.Lock()  # between watch threads (a relist of one namespace, a watch of another)
+
+    def group(self, obj: Mapping[str, Any]) -> Hashable | None:
+        raise NotImplementedError
+
+    def entry(self, obj: dict[str, Any]) -> Any:
+        return obj
+
+    def get(self, key: Hashable, default: Any = ()) -> Any:
+        return self._groups.get(key, default)
+
+    def items(self) -> Iterator[tuple[Hashable, tuple[Any, ...]]]:
+        return iter(list(self._groups.items()))
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def names(self, namespace: str | None) -> set[tuple[str, str]]:
+        with self._lock:
+            return {k for k in self._held if namespace is None or k[0] == namespace}
+
+    def put(self, obj: dict[str, Any]) -> Any:
+        meta = _meta(obj)
+        at = (meta.get("namespace") or "", meta.get("name") or "")
+        group = self.group(obj)
+        if group is None:
+            self.discard(*at)
+            return None
+        entry = self.entry(obj)
+        with self._lock:
+            self._remove(at)
+            self._groups[group] = (*self._groups.get(group, ()), entry)
+            self._held[at] = (group, entry)
+        return entry
+
+    def discard(self, namespace: str, name: str) -> Any:
+        with self._lock:
+            return self._remove((namespace, name))
+
+    def _remove(self, at: tuple[str, str]) -> Any:
+        found = self._held.pop(at, None)
+        if found is None:
+            return None
+        group, entry = found
+        left = tuple(e for e in self._groups.get(group, ()) if e is not entry)
+        if left:
+            self._groups[group] = left
+        else:
+            self._groups.pop(group, None)
+        return entry
 
 
 def relisted(store: Store, namespace: str | None, objs: Iterable[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -204,8 +266,10 @@ class ListWatch:
                 version = str(meta.get("resourceVersion") or version)
                 if kind == "BOOKMARK":
                     continue
-                if kind == "DELETED" or self.store.put(obj) is None:
+                if kind == "DELETED":
                     self.store.discard(meta.get("namespace") or "", meta.get("name") or "")
+                else:
+                    self.store.put(obj)  # one that is no longer the store's is dropped
                 self._hand(kind or "MODIFIED", obj)
         finally:
             with self._lock:
