@@ -16,8 +16,7 @@ import random
 import socket
 import time
 import urllib.parse
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import kopf
@@ -29,11 +28,11 @@ from prometheus_client import start_http_server
 from . import log_levels
 from .controller.handlers import OperatorConfig, register
 from .controller.kube import Kube, RateLimiter, api_client
+from .controller.peering import CHECK_TIMEOUT, Peering, peers_ahead
 from .metrics.operator_metrics import REGISTRY
 from .metrics.prometheus import PrometheusClient
 
 log = logging.getLogger("kubetune.operator")
-CHECK_TIMEOUT = 5.0  # seconds for each try of an API call of the peering check
 PRIORITIES = (1, 999_999)  # a random one per process: replicas never tie (a tie pauses them all)
 
 
@@ -72,8 +71,10 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def build(args: argparse.Namespace, client: Any, prometheus: PrometheusClient | None,
-          namespaces: list[str] | None = None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
-    """The handlers and kopf's settings; `namespaces` watched (None or []: the whole cluster)."""
+          namespaces: list[str] | None = None,
+          peering: Peering | None = None) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings]:
+    """The handlers and kopf's settings; `namespaces` watched (None or []: the whole cluster);
+    `peering`: kopf's, when replicas share one (None: standalone)."""
     registry = kopf.OperatorRegistry()
     workers = max(1, getattr(args, "workers", 8))
     limiter = RateLimiter(getattr(args, "kube_qps", 200.0), getattr(args, "kube_burst", 400))
@@ -86,7 +87,7 @@ def build(args: argparse.Namespace, client: Any, prometheus: PrometheusClient | 
     cfg = OperatorConfig(kube=Kube(client, limiter), prometheus=prometheus, workers=workers,
                          poll_seconds=args.poll, reconcile_seconds=getattr(args, "resync", 30.0),
                          polls_per_second=limiter.qps / 2,  # the rest of the qps for the passes' own calls
-                         namespaces=tuple(namespaces or ()))
+                         namespaces=tuple(namespaces or ()), peering=peering)
     register(registry, cfg)
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = "kubetune.io/finalizer"
@@ -100,35 +101,6 @@ def build(args: argparse.Namespace, client: Any, prometheus: PrometheusClient | 
 
 
 # --- peering ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Peering:
-    """kopf's peering as this operator uses it: one object per watched namespace (KopfPeering),
-    or one ClusterKopfPeering when it watches the whole cluster."""
-    name: str
-    namespaces: tuple[str, ...]  # () = cluster-wide
-    identity: str
-    priority: int
-
-    @property
-    def kind(self) -> str:
-        return "KopfPeering" if self.namespaces else "ClusterKopfPeering"
-
-    @property
-    def plural(self) -> str:
-        return self.kind.lower() + "s"
-
-    def where(self, namespace: str | None) -> str:
-        return f"{self.kind} '{self.name}'" + (f" in namespace {namespace}" if namespace else "")
-
-    def get(self, client: Any, namespace: str | None) -> dict:
-        custom = kubernetes.client.CustomObjectsApi(client)
-        if namespace:
-            return custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, self.plural, self.name,
-                                                       _request_timeout=CHECK_TIMEOUT)
-        return custom.get_cluster_custom_object("kopf.dev", "v1", self.plural, self.name,
-                                                _request_timeout=CHECK_TIMEOUT)
-
 
 class PeeringProblem(Exception):
     """The peering asked for cannot work; the message says how to fix it."""
@@ -197,25 +169,6 @@ def _why(e: Exception) -> str:
     """The root of a connection failure, in one line."""
     reason = getattr(e, "reason", None) or e  # urllib3's MaxRetryError wraps the real one
     return " ".join(str(reason).split()) or type(e).__name__
-
-
-def peers_ahead(status: dict, peering: Peering, now: datetime) -> list[str]:
-    """The live peers that keep this operator paused, by kopf's rule: any other peer whose
-    keep-alive has not expired and whose priority is at least ours (a tie pauses both)."""
-    ahead = []
-    for identity, info in (status or {}).items():
-        if identity == peering.identity or not isinstance(info, dict):
-            continue
-        try:
-            lastseen = datetime.fromisoformat(str(info["lastseen"])) if info.get("lastseen") else now
-            lifetime, priority = int(info.get("lifetime", 60)), int(info.get("priority", 0))
-        except (TypeError, ValueError):
-            continue  # not a peer kopf could parse either
-        if lastseen.tzinfo is None:
-            lastseen = lastseen.replace(tzinfo=timezone.utc)
-        if lastseen + timedelta(seconds=lifetime) > now and priority >= peering.priority:
-            ahead.append(f"{identity} (priority {priority})")
-    return ahead
 
 
 class Health:
@@ -367,7 +320,7 @@ def main(args: argparse.Namespace) -> int:
     checker = checking_client(client) if args.peering else client  # reads the peering: at start, then for /healthz
     peering = peering_from_args(args, namespaces, checker)
     prometheus = prometheus_from_env(args.prometheus_url)
-    registry, settings = build(args, client, prometheus, namespaces)
+    registry, settings = build(args, client, prometheus, namespaces, peering)
     if args.metrics_port:
         try:
             start_http_server(args.metrics_port, addr=args.listen_address, registry=REGISTRY)

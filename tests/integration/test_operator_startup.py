@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import datetime as dt
 import os
 import socket
@@ -19,6 +20,8 @@ from typing import Iterator
 import yaml
 
 from ..envtest import ROOT
+from kubetune.core.round_plan import LABEL_TRIAL
+
 from .conftest import NS, create, live, round_manifest, study_manifest, wait_for
 from .kubelet import free_port
 from .operator_process import stop_process
@@ -206,3 +209,43 @@ async def test_healthz_fails_while_another_peer_holds_the_peering_and_recovers_w
     assert len(lines) == 1, log.read_text()
     assert (f"{STARTUP}namespaces {NS}; Prometheus none; in peering 'kubetune' (KopfPeering, priority 10, "
             f"identity ") in lines[0], lines[0]
+
+
+def _phases(api) -> dict[str, str | None]:
+    return {n: (t.get("status") or {}).get("phase") for n, t in live(api, "trials").items()}
+
+
+async def test_a_replica_that_a_newer_peer_pauses_starts_no_successor_until_the_peer_goes(world, kubeconfig, tmp_path):
+    """A replica restarted with a higher priority takes over from the one acting (kopf's rule):
+    the one paused ends nothing and creates nothing meanwhile, though its own watches still see
+    its trial's pod end, and takes up where it was once the peer goes."""
+    api, server = world["api"], world["server"]
+    _install_peering_crd(server)
+    server.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "kubetune", "namespace": NS}}))
+    log = tmp_path / "operator.log"
+    with operator_process(kubeconfig, log, "-n", NS, "--peering", "kubetune", "--peering-priority", "10",
+                          "--listen-address", "127.0.0.1", "--health-port", "0", "--metrics-port", "0", "--poll", "1"):
+        await create(api, study_manifest(baseline={"learning_rate": 0.1, "step_seconds": 1.0}))  # 12-s trials
+        await create(api, round_manifest(max_trials=2, parallelism=1))
+        await wait_for(lambda: list(_phases(api).values()) == ["Running"], 30, "the first trial running",
+                       detail=lambda: (_phases(api), log.read_text()[-2000:]))
+        first = next(iter(_phases(api)))
+
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        server.kubectl("-n", NS, "patch", "kopfpeering", "kubetune", "--type=merge", "-p", json.dumps(
+            {"status": {"newer-replica": {"priority": 100, "lifetime": 600, "lastseen": now}}}))
+        held = f"passes wait: KopfPeering 'kubetune' in namespace {NS} is held by newer-replica (priority 100)"
+        await wait_for(lambda: held in log.read_text(), 5, "the pause in the log", detail=lambda: log.read_text()[-2000:])
+        ended = lambda: [(p.get("status") or {}).get("phase") for p in live(api, "pods").values()  # noqa: E731
+                         if p["metadata"]["labels"].get(LABEL_TRIAL) == first] == ["Succeeded"]
+        await wait_for(ended, 30, "the first trial's pod to end")
+        await asyncio.sleep(6)  # a successor comes within a second when the replica acts
+        assert _phases(api) == {first: "Running"}, "a paused replica ended the trial or created its successor"
+
+        server.kubectl("-n", NS, "patch", "kopfpeering", "kubetune", "--type=merge",
+                       "-p", '{"status": {"newer-replica": null}}')
+        await wait_for(lambda: len(_phases(api)) == 2, 15, "the successor once the peer went",
+                       detail=lambda: log.read_text()[-2000:])
+        assert _phases(api)[first] == "Succeeded"
+    assert "passes resume: no live peer of priority 10 or more holds KopfPeering 'kubetune'" in log.read_text()

@@ -53,6 +53,7 @@ from .index_keys import ByName
 from .kube import Forbidden, Kube
 from . import workload_handlers as workloads
 from .list_watch import ListWatch
+from .peering import Peering, PeeringGate
 from .pod_index import PodIndex
 from .pods import pod_view
 from .round_curves import RoundCurves
@@ -96,6 +97,8 @@ class OperatorConfig:
     and trial pods (list_watch.py), once all of them hold what the API server had: passes wait
     for it, as kopf's handlers wait for kopf's."""
     namespaces: tuple[str, ...] = ()  # watched; () = the whole cluster (the own watches' scope)
+    peering: Peering | None = None
+    """kopf's peering, when replicas share one (passes wait while a peer holds it: peering.py)."""
     pods: PodIndex = field(default_factory=lambda: PodIndex(LABEL_TRIAL))
     _kopf_indexes: dict[str, Any] = field(default_factory=dict)
     _watches: list[ListWatch] = field(default_factory=list)
@@ -452,6 +455,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
                       deliver=lambda type, pod: loop.call_soon_threadsafe(pod_changed, cfg, type, pod),
                       on_synced=synced, label_selector=LABEL_TRIAL).start(),
         ]
+        if cfg.peering is not None:
+            cfg._watches.append(_gate(cfg, loop, custom))
 
     @kopf.on.cleanup(id="workqueue_stop", registry=registry)
     async def stop_queue(**_: Any) -> None:
@@ -508,6 +513,37 @@ def _take_indexes(cfg: OperatorConfig, kwargs: Mapping[str, Any]) -> None:
         cfg._kopf_indexes = {k: kwargs[k] for k in _INDEXES}
     if cfg._kopf_indexes and cfg._watches and all(w.synced.is_set() for w in cfg._watches):
         cfg.indexes = {**cfg._kopf_indexes, "trial_index": cfg.trial_store, "pod_index": cfg.pods}
+
+
+def _gate(cfg: OperatorConfig, loop: asyncio.AbstractEventLoop, custom: Any) -> ListWatch:
+    """Passes wait while a peer holds the peering (peering.py): from now until the peering
+    objects have been read, then whenever kopf's rule says a peer is ahead."""
+    assert cfg.peering is not None
+    peering = cfg.peering
+    cfg.queue.pause()
+    said = False  # that passes wait: then their resuming is said too
+
+    def turned(acting: bool, why: str) -> None:
+        nonlocal said
+        if acting:
+            cfg.queue.resume()
+            if said:
+                log.info("passes resume: no live peer of priority %d or more holds %s", peering.priority,
+                         peering.where(None))
+        else:
+            cfg.queue.pause()
+            said = True
+            log.warning("passes wait: %s", why)
+
+    gate = PeeringGate(cfg.peering, turned)
+    decide = lambda *_: loop.call_soon_threadsafe(gate.decide) if watch.synced.is_set() else None  # noqa: E731
+    watch = ListWatch(peering.plural, functools.partial(peering.list, custom), peering.namespaces, gate,
+                      deliver=decide, on_synced=decide)
+    cfg.sweepers.append(asyncio.create_task(gate.every(GATE_SECONDS), name="kubetune-peering-gate"))
+    return watch.start()
+
+
+GATE_SECONDS = 2.0  # a peer that stops renewing its keep-alive expires without an event: look this often
 
 
 def _list_trials(custom: Any, namespace: str | None, **params: Any) -> Any:

@@ -26,6 +26,10 @@ all at the end of the burst. Sweep keys also run on at most
 `sweep_workers` workers at once: the others stay free for events, instead of all of them
 being taken by poll passes the moment an event arrives (passes share one interpreter, so
 eight poll passes at once also made each event's pass eight times slower).
+
+The queue can be paused (`pause`, `resume`: a peer holds the peering, controller/peering.py):
+no pass starts meanwhile, a pass under way ends, and keys keep being queued and coalesced,
+to run when it resumes.
 """
 from __future__ import annotations
 
@@ -62,6 +66,8 @@ class WorkQueue:
         self._again: dict[Hashable, int] = {}  # added while running -> the most urgent priority asked
         self._tasks: list[asyncio.Task] = []
         self._executor: ThreadPoolExecutor | None = None
+        self._acting: asyncio.Event | None = None
+        self._paused = False
         self.passes = 0  # done, for the benchmark and the tests
 
     @property
@@ -72,6 +78,9 @@ class WorkQueue:
         """Start the workers in the running loop (kopf's), with its context (kopf's event posting)."""
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.PriorityQueue()
+        self._acting = asyncio.Event()
+        if not self._paused:
+            self._acting.set()
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kubetune-pass")
         self._tasks = [asyncio.create_task(self._work(contextvars.copy_context()), name=f"kubetune-worker-{i}")
                        for i in range(self.workers)]
@@ -86,6 +95,21 @@ class WorkQueue:
         self._queue = self._executor = None
         self._queued.clear(), self._running.clear(), self._again.clear(), self._deferred.clear()
         self._sweeping = 0
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """No pass starts until `resume()` (in the loop's thread; before `start()` too)."""
+        self._paused = True
+        if self._acting is not None:
+            self._acting.clear()
+
+    def resume(self) -> None:
+        self._paused = False
+        if self._acting is not None:
+            self._acting.set()
 
     def add(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False,
             last_step: bool = False) -> None:
@@ -142,10 +166,14 @@ class WorkQueue:
                 return
 
     async def _work(self, context: contextvars.Context) -> None:
-        assert self._queue is not None and self._loop is not None
-        queue, loop = self._queue, self._loop
+        assert self._queue is not None and self._loop is not None and self._acting is not None
+        queue, loop, acting = self._queue, self._loop, self._acting
         while True:
+            await acting.wait()
             priority, order, key = await queue.get()
+            if not acting.is_set():  # paused while this worker waited for a key: it waits with the others
+                queue.put_nowait((priority, order, key))
+                continue
             queued = self._queued.get(key)
             if queued is None or queued[1] != priority:
                 continue  # a stale entry: the key was taken already, or queued again earlier
