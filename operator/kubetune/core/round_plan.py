@@ -77,24 +77,25 @@ def best_trial(trials: list[Trial], direction: str) -> Trial | None:
     return next(iter(ranked(trials, direction)), None)
 
 
+_SAMPLER_STATE = {"Succeeded": "complete", "EarlyStopped": "pruned", "Failed": "fail", "Infeasible": "fail"}
+
+
 def observations(trials: list[Trial]) -> list[Observation]:
-    state = {"Succeeded": "complete", "EarlyStopped": "pruned", "Failed": "fail", "Infeasible": "fail"}
-    return [
-        Observation(
-            number=t.spec.number,
-            params=dict(t.spec.parameters),
-            state=state.get(phase_of(t), "running"),
-            value=t.status.objective,
-            curve=_last_point(t),
-        )
-        for t in trials
-        if t.spec.purpose == "search"
-    ]
+    """What the Round's sampler learns from its search trials. The Suggester keeps the last
+    history it read, so an observation shares the Trial's parameters (nothing changes them)
+    and carries a curve only where a sampler reads one: an early-stopped trial's last point."""
+    out = []
+    for t in trials:
+        if t.spec.purpose == "search":
+            state = _SAMPLER_STATE.get(phase_of(t), "running")
+            out.append(Observation(number=t.spec.number, params=t.spec.parameters, state=state,
+                                   value=t.status.objective, curve=_last_point(t) if state == "pruned" else ()))
+    return out
 
 
 def _last_point(t: Trial) -> tuple[tuple[int, float], ...]:
-    """The last finite point of a trial's curve: all a sampler reads of it (a Round's history
-    holds one per trial, not every curve)."""
+    """The last finite point of a trial's curve: all a sampler reads of an early-stopped
+    trial's curve (a Round's history holds one per such trial, not every curve)."""
     last = max(((s, v) for s, v in curve_pairs(t.status.curve) if math.isfinite(v)), key=lambda p: p[0], default=None)
     return (last,) if last else ()
 
