@@ -4,6 +4,7 @@ their Round, and an object that went away while nothing watched must still be ha
 as gone."""
 from __future__ import annotations
 
+import copy
 from unittest import mock
 
 from kubetune.controller import handlers
@@ -12,6 +13,7 @@ from kubetune.controller.index_keys import ByName
 from kubetune.controller.list_watch import relisted
 from kubetune.controller.pod_index import PodIndex
 from kubetune.controller.trial_index import TrialIndex
+from kubetune.controller import trial_models
 from kubetune.controller.trial_models import TrialModels
 
 from .factories import trial
@@ -102,3 +104,34 @@ def test_trials_are_kept_under_their_round_and_by_name_finished_ones_parsed_and_
     assert index.discard("ns", "r-1").metadata.name == "r-1"
     assert index.get(("ns", "r"), ()) == () and index.get(ByName("ns", "r-1"), ()) == ()
     assert len(index) == 1
+
+
+def test_finished_trials_of_a_round_share_its_round_wide_parts_and_write_out_as_they_came():
+    """A Round's settled Trials hold one copy of what is the same for all of them (the Study
+    and Round references, the annotations, the owner reference: ~1 KB of a Trial as the API
+    server returns it); each still writes out as it came (less its conditions), and a copy
+    changed does not change its peers."""
+    index = TrialIndex(TrialModels())
+    owner = [{"apiVersion": "kubetune.io/v1alpha1", "kind": "Round", "name": "r", "uid": "u-r", "controller": True}]
+    bodies = []
+    for i in range(3):
+        body = _trial_body(i, phase="Succeeded", objective=0.1 * i)
+        body["metadata"].update(ownerReferences=[dict(owner[0])], annotations={"kubetune.io/max-steps": "12"},
+                                resourceVersion=str(i + 1))
+        bodies.append(copy.deepcopy(body))
+        index.put(body)
+    other = _trial_body(3, round_name="other", phase="Succeeded", objective=0.3)
+    index.put(other)
+    a, b, c = index.get(("ns", "r"))
+    for t in (b, c):
+        assert t.spec.study_ref is a.spec.study_ref and t.spec.round_ref is a.spec.round_ref
+        assert t.metadata.annotations is a.metadata.annotations
+        assert t.metadata.model_extra["ownerReferences"] is a.metadata.model_extra["ownerReferences"]
+    assert index.get(("ns", "other"))[0].spec.round_ref is not a.spec.round_ref  # another Round's: its own
+    for t, body in zip((a, b, c), bodies):
+        body["metadata"].pop("managedFields")
+        assert trial_models.body(t) == body
+    changed = b.model_copy(deep=True)
+    changed.spec.round_ref.name = "elsewhere"
+    changed.metadata.annotations["x"] = "y"
+    assert a.spec.round_ref.name == "r" and "x" not in c.metadata.annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Mapping
 
-from ..api import FINISHED
+from ..api import FINISHED, Trial
 from . import trial_models
 from .index_keys import ByName
 from .list_watch import Grouped
@@ -35,5 +35,6 @@ class TrialIndex(Grouped):
     def entry(self, body: dict[str, Any]) -> Entry:
         (body.get("metadata") or {}).pop("managedFields", None)
         if (body.get("status") or {}).get("phase") in FINISHED:
-            return self.trials.settle(body)
+            like = next((e for e in reversed(self.get(self.group(body))) if isinstance(e, Trial)), None)
+            return self.trials.settle(body, like)
         return body
