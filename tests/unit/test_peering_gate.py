@@ -97,3 +97,13 @@ async def test_a_paused_queue_runs_no_pass_keeps_the_keys_coalesced_and_runs_the
     finally:
         release.set()
         await q.stop()
+
+
+def test_cluster_wide_the_one_cluster_peering_object_decides():
+    turns: list[tuple[bool, str]] = []
+    gate = PeeringGate(Peering("kubetune", (), identity="me", priority=10),
+                       lambda acting, why: turns.append((acting, why)), clock=lambda: NOW)
+    gate.put({"metadata": {"name": "kubetune"}, "status": {"me": {"priority": 10, "lastseen": NOW.isoformat()},
+                                                          "other": {"priority": 11, "lastseen": NOW.isoformat()}}})
+    gate.decide()
+    assert turns == [(False, "ClusterKopfPeering 'kubetune' is held by other (priority 11)")]
