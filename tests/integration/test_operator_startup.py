@@ -223,11 +223,13 @@ async def test_a_replica_that_a_newer_peer_pauses_starts_no_successor_until_the_
     _install_peering_crd(server)
     server.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "kubetune", "namespace": NS}}))
+    # the Round is there before the operator starts (a restart): its passes wait for every
+    # watch's first list, the peering's included, and then start it
+    await create(api, study_manifest(baseline={"learning_rate": 0.1, "step_seconds": 1.0}))  # 12-s trials
+    await create(api, round_manifest(max_trials=2, parallelism=1))
     log = tmp_path / "operator.log"
     with operator_process(kubeconfig, log, "-n", NS, "--peering", "kubetune", "--peering-priority", "10",
                           "--listen-address", "127.0.0.1", "--health-port", "0", "--metrics-port", "0", "--poll", "1"):
-        await create(api, study_manifest(baseline={"learning_rate": 0.1, "step_seconds": 1.0}))  # 12-s trials
-        await create(api, round_manifest(max_trials=2, parallelism=1))
         await wait_for(lambda: list(_phases(api).values()) == ["Running"], 30, "the first trial running",
                        detail=lambda: (_phases(api), log.read_text()[-2000:]))
         first = next(iter(_phases(api)))

@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -456,7 +456,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
                       on_synced=synced, label_selector=LABEL_TRIAL).start(),
         ]
         if cfg.peering is not None:
-            cfg._watches.append(_gate(cfg, loop, custom))
+            cfg._watches.append(_gate(cfg, loop, custom, synced))
 
     @kopf.on.cleanup(id="workqueue_stop", registry=registry)
     async def stop_queue(**_: Any) -> None:
@@ -515,9 +515,10 @@ def _take_indexes(cfg: OperatorConfig, kwargs: Mapping[str, Any]) -> None:
         cfg.indexes = {**cfg._kopf_indexes, "trial_index": cfg.trial_store, "pod_index": cfg.pods}
 
 
-def _gate(cfg: OperatorConfig, loop: asyncio.AbstractEventLoop, custom: Any) -> ListWatch:
+def _gate(cfg: OperatorConfig, loop: asyncio.AbstractEventLoop, custom: Any, synced: Callable[[], Any]) -> ListWatch:
     """Passes wait while a peer holds the peering (peering.py): from now until the peering
-    objects have been read, then whenever kopf's rule says a peer is ahead."""
+    objects have been read, then whenever kopf's rule says a peer is ahead. `synced`: what
+    the other watches call once listed (the indexes are taken once every watch has listed)."""
     assert cfg.peering is not None
     peering = cfg.peering
     cfg.queue.pause()
@@ -538,7 +539,7 @@ def _gate(cfg: OperatorConfig, loop: asyncio.AbstractEventLoop, custom: Any) -> 
     gate = PeeringGate(cfg.peering, turned)
     decide = lambda *_: loop.call_soon_threadsafe(gate.decide) if watch.synced.is_set() else None  # noqa: E731
     watch = ListWatch(peering.plural, functools.partial(peering.list, custom), peering.namespaces, gate,
-                      deliver=decide, on_synced=decide)
+                      deliver=decide, on_synced=lambda: (synced(), decide()))
     cfg.sweepers.append(asyncio.create_task(gate.every(GATE_SECONDS), name="kubetune-peering-gate"))
     return watch.start()
 
