@@ -227,12 +227,15 @@ async def test_a_replica_that_a_newer_peer_pauses_starts_no_successor_until_the_
     # watch's first list, the peering's included, and then start it
     await create(api, study_manifest(baseline={"learning_rate": 0.1, "step_seconds": 1.0}))  # 12-s trials
     await create(api, round_manifest(max_trials=2, parallelism=1))
-    log = tmp_path / "operator.log"
+    log, metrics = tmp_path / "operator.log", free_port()
+    acting = lambda: _get(f"http://127.0.0.1:{metrics}/metrics")[1].count("\nkubetune_operator_acting 1.0\n")  # noqa: E731
     with operator_process(kubeconfig, log, "-n", NS, "--peering", "kubetune", "--peering-priority", "10",
-                          "--listen-address", "127.0.0.1", "--health-port", "0", "--metrics-port", "0", "--poll", "1"):
+                          "--listen-address", "127.0.0.1", "--health-port", "0", "--metrics-port", str(metrics),
+                          "--poll", "1"):
         await wait_for(lambda: list(_phases(api).values()) == ["Running"], 30, "the first trial running",
                        detail=lambda: (_phases(api), log.read_text()[-2000:]))
         first = next(iter(_phases(api)))
+        assert acting() == 1, [line for line in _get(f"http://127.0.0.1:{metrics}/metrics")[1].splitlines() if "acting" in line]
 
         now = dt.datetime.now(dt.timezone.utc).isoformat()
         server.kubectl("-n", NS, "patch", "kopfpeering", "kubetune", "--type=merge", "-p", json.dumps(
@@ -244,10 +247,11 @@ async def test_a_replica_that_a_newer_peer_pauses_starts_no_successor_until_the_
         await wait_for(ended, 30, "the first trial's pod to end")
         await asyncio.sleep(6)  # a successor comes within a second when the replica acts
         assert _phases(api) == {first: "Running"}, "a paused replica ended the trial or created its successor"
+        assert acting() == 0 and "\nkubetune_operator_acting 0.0\n" in _get(f"http://127.0.0.1:{metrics}/metrics")[1]
 
         server.kubectl("-n", NS, "patch", "kopfpeering", "kubetune", "--type=merge",
                        "-p", '{"status": {"newer-replica": null}}')
         await wait_for(lambda: len(_phases(api)) == 2, 15, "the successor once the peer went",
                        detail=lambda: log.read_text()[-2000:])
-        assert _phases(api)[first] == "Succeeded"
+        assert _phases(api)[first] == "Succeeded" and acting() == 1
     assert "passes resume: no live peer of priority 10 or more holds KopfPeering 'kubetune'" in log.read_text()

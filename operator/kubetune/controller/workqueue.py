@@ -81,6 +81,7 @@ class WorkQueue:
         self._acting = asyncio.Event()
         if not self._paused:
             self._acting.set()
+        m.ACTING.set(0 if self._paused else 1)
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="kubetune-pass")
         self._tasks = [asyncio.create_task(self._work(contextvars.copy_context()), name=f"kubetune-worker-{i}")
                        for i in range(self.workers)]
@@ -103,6 +104,7 @@ class WorkQueue:
     def pause(self) -> None:
         """No pass starts until `resume()` (in the loop's thread; before `start()` too)."""
         self._paused = True
+        m.ACTING.set(0)
         if self._acting is not None:
             self._acting.clear()
 
@@ -110,6 +112,7 @@ class WorkQueue:
         self._paused = False
         if self._acting is not None:
             self._acting.set()
+            m.ACTING.set(1)
 
     def add(self, key: Hashable, after: float = 0.0, low: bool = False, next_step: bool = False,
             last_step: bool = False) -> None:

@@ -30,6 +30,12 @@ QUEUE_WAIT = Histogram(
     ["kind", "priority"], registry=REGISTRY, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 QUEUE_DEPTH = Gauge("kubetune_workqueue_depth", "Keys waiting in the work queue.", registry=REGISTRY)
+ACTING = Gauge(
+    "kubetune_operator_acting",
+    "1 while this replica runs passes; 0 while a peer holds the peering (or before it was read). "
+    "Across the replicas of one peering, the sum is 1.",
+    registry=REGISTRY,
+)
 PUT_OFF = Counter(
     "kubetune_passes_put_off_total",
     "Passes put off until what the object's last pass created reached the watch (its expectations).",
