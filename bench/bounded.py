@@ -56,12 +56,12 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def served(body: dict, version: int) -> dict:
+def served(body: dict, version: int, round_name: str = "r", round_uid: str = "u-r") -> dict:
     """A Trial's body as the API server returns it: what it sets, and the Round as its owner."""
     body["metadata"].update(
         resourceVersion=str(version), uid=f"{version:08x}-0000-4000-8000-000000000000", generation=1,
         creationTimestamp="2024-01-01T00:00:00Z",
-        ownerReferences=[{"apiVersion": "kubetune.io/v1alpha1", "kind": "Round", "name": "r", "uid": "u-r",
+        ownerReferences=[{"apiVersion": "kubetune.io/v1alpha1", "kind": "Round", "name": round_name, "uid": round_uid,
                           "controller": True, "blockOwnerDeletion": True}])
     return body
 
@@ -124,7 +124,8 @@ def many_rounds(rounds: int, per_round: int, parallel: int) -> list[str]:
 
     study, _ = objects(per_round)
     models, rng = TrialModels(), random.Random(0)
-    held: list = []  # the trial index: every Round's finished Trials, settled
+    index = TrialIndex(models)  # every Round's Trials, as the operator's watch keeps them: finished ones settled
+    held = 0
     lines = [f"{rounds} Rounds of {per_round} trials (TPE, {parallel} at a time) run to their end one after the "
              "other; the finished Rounds stay",
              f"{'rounds':>7}{'trials':>8}{'RSS MB':>8}{'MB this Round':>15}{'samplers kept':>15}{'pass s':>8}",
@@ -137,26 +138,24 @@ def many_rounds(rounds: int, per_round: int, parallel: int) -> list[str]:
         rnd.metadata.name, rnd.metadata.uid = f"r{r}", f"u-r{r}"
         rnd.spec.budget.parallelism = parallel  # type: ignore[union-attr]
         rnd.spec.reruns = None  # the search alone: re-runs take no sampler
-        mine: list = []
         passes = []
         while True:
             t0 = time.perf_counter()
-            plan = plan_round(study, rnd, models.of(mine), NOW)
+            plan = plan_round(study, rnd, models.of(index.get(("ns", rnd.metadata.name))), NOW)
             passes.append(time.perf_counter() - t0)
             if not plan.create:
                 break
             for t in plan.create:  # the pass's trials run and finish before the next pass
                 y = sum(math.log10(v) ** 2 if isinstance(v, float) else 0.0 for v in t.spec.parameters.values())
-                body = finished(t, rng).wire()
+                held += 1
+                body = served(finished(t, rng).wire(), held, rnd.metadata.name, rnd.metadata.uid)
                 body["status"]["objective"] = y / 10 + rng.random() / 100
-                body["metadata"]["resourceVersion"] = str(len(held) + len(mine) + 1)
-                mine.append(models.settle(body))
-        held += mine
-        del plan, mine
+                index.put(body)
+        del plan
         gc.collect()
         now = rss_mb()
         kept = sum(remembers_round("ns", f"r{k}") for k in range(r + 1))
-        line = (f"{r + 1:>7}{len(held):>8}{now:>8.0f}{now - last:>15.1f}{kept:>15}"
+        line = (f"{r + 1:>7}{held:>8}{now:>8.0f}{now - last:>15.1f}{kept:>15}"
                 f"{statistics.median(passes):>8.2f}")
         last = now
         lines.append(line)
