@@ -101,7 +101,9 @@ class PeeringGate:
         return obj
 
     def discard(self, namespace: str, name: str) -> Any:
-        return self._status.pop(namespace, None) if name == self.peering.name else None
+        """A peering object deleted keeps its last word, as kopf judges the deleted object's
+        last status: its peers hold this operator until their keep-alives expire."""
+        return self._status.get(namespace) if name == self.peering.name else None
 
     def names(self, namespace: str | None) -> set[tuple[str, str]]:
         return {(ns, self.peering.name) for ns in self._status if namespace is None or ns == namespace}
