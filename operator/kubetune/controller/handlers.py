@@ -52,8 +52,8 @@ from .adoption import plan_study_status
 from .index_keys import ByName
 from .kube import Forbidden, Kube
 from . import workload_handlers as workloads
-from .list_watch import ListWatch
-from .peering import Peering, PeeringGate
+from .list_watch import ListWatch, custom_lister
+from .peering import GROUP as PEERING_GROUP, VERSION as PEERING_VERSION, Peering, PeeringGate
 from .pod_index import PodIndex
 from .pods import pod_view
 from .round_curves import RoundCurves
@@ -437,6 +437,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
 
     @kopf.on.startup(id="workqueue", registry=registry)
     async def start_queue(**_: Any) -> None:
+        if cfg.peering is not None:
+            cfg.queue.pause()  # until the peering has been read (_gate)
         await cfg.queue.start()
         cfg.sweepers = [
             asyncio.create_task(every(cfg.reconcile_seconds, lambda: rounds(cfg.indexes), cfg.queue.add),
@@ -448,7 +450,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         custom, core = cfg.kube.watch_clients()
         synced = lambda: loop.call_soon_threadsafe(_take_indexes, cfg, {})  # noqa: E731
         cfg._watches = [
-            ListWatch("trials", functools.partial(_list_trials, custom), cfg.namespaces, cfg.trial_store,
+            ListWatch("trials", custom_lister(custom, GROUP, VERSION, "trials"), cfg.namespaces, cfg.trial_store,
                       deliver=lambda type, body: loop.call_soon_threadsafe(trial_changed, cfg, type, body),
                       on_synced=synced).start(),
             ListWatch("pods", functools.partial(_list_pods, core), cfg.namespaces, cfg.pods,
@@ -516,12 +518,12 @@ def _take_indexes(cfg: OperatorConfig, kwargs: Mapping[str, Any]) -> None:
 
 
 def _gate(cfg: OperatorConfig, loop: asyncio.AbstractEventLoop, custom: Any, synced: Callable[[], Any]) -> ListWatch:
-    """Passes wait while a peer holds the peering (peering.py): from now until the peering
-    objects have been read, then whenever kopf's rule says a peer is ahead. `synced`: what
-    the other watches call once listed (the indexes are taken once every watch has listed)."""
+    """Passes wait while a peer holds the peering (peering.py): the queue, paused from its
+    start, resumes once the peering objects have been read and kopf's rule lets this operator
+    act, and pauses whenever it says a peer is ahead. `synced`: what the other watches call
+    once listed (the indexes are taken once every watch has listed)."""
     assert cfg.peering is not None
     peering = cfg.peering
-    cfg.queue.pause()
     said = False  # that passes wait: then their resuming is said too
 
     def turned(acting: bool, why: str) -> None:
@@ -536,21 +538,16 @@ def _gate(cfg: OperatorConfig, loop: asyncio.AbstractEventLoop, custom: Any, syn
             said = True
             log.warning("passes wait: %s", why)
 
-    gate = PeeringGate(cfg.peering, turned)
+    gate = PeeringGate(peering, turned)
     decide = lambda *_: loop.call_soon_threadsafe(gate.decide) if watch.synced.is_set() else None  # noqa: E731
-    watch = ListWatch(peering.plural, functools.partial(peering.list, custom), peering.namespaces, gate,
+    watch = ListWatch(peering.plural, custom_lister(custom, PEERING_GROUP, PEERING_VERSION, peering.plural),
+                      peering.namespaces, gate,
                       deliver=decide, on_synced=lambda: (synced(), decide()))
     cfg.sweepers.append(asyncio.create_task(gate.every(GATE_SECONDS), name="kubetune-peering-gate"))
     return watch.start()
 
 
 GATE_SECONDS = 2.0  # a peer that stops renewing its keep-alive expires without an event: look this often
-
-
-def _list_trials(custom: Any, namespace: str | None, **params: Any) -> Any:
-    if namespace is None:
-        return custom.list_cluster_custom_object(GROUP, VERSION, "trials", **params)
-    return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials", **params)
 
 
 def _list_pods(core: Any, namespace: str | None, **params: Any) -> Any:

@@ -39,6 +39,16 @@ Lister = Callable[..., Any]
 and the watch's query parameters: `lister(namespace, **params)`, raw (_preload_content=False)."""
 
 
+def custom_lister(custom: Any, group: str, version: str, plural: str) -> Lister:
+    """The list and watch call of a custom resource (a CustomObjectsApi's), in one namespace or
+    over the cluster."""
+    def lister(namespace: str | None, **params: Any) -> Any:
+        if namespace is None:
+            return custom.list_cluster_custom_object(group, version, plural, **params)
+        return custom.list_namespaced_custom_object(group, version, namespace, plural, **params)
+    return lister
+
+
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 

@@ -56,12 +56,6 @@ class Peering:
         return custom.get_cluster_custom_object(GROUP, VERSION, self.plural, self.name,
                                                 _request_timeout=CHECK_TIMEOUT)
 
-    def list(self, custom: Any, namespace: str | None, **params: Any) -> Any:
-        """The peering objects' list and watch call (list_watch.Lister)."""
-        if namespace:
-            return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, self.plural, **params)
-        return custom.list_cluster_custom_object(GROUP, VERSION, self.plural, **params)
-
 
 def peers_ahead(status: Mapping[str, Any], peering: Peering, now: datetime) -> list[str]:
     """The live peers that keep this operator paused, by kopf's rule: any other peer whose
